@@ -1,0 +1,112 @@
+"""Plugin registry: domains register through the entry-point group ``hebm.plugins``.
+
+A distribution declares, in its ``pyproject.toml``::
+
+    [project.entry-points."hebm.plugins"]
+    mol = "hebm_mol:plugin"
+
+and the object named there is a :class:`Plugin` (or a zero-argument callable returning one).
+One plugin that fails to import is reported with its reason; the others keep working.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from hebm_core.data import DataBundle
+from hebm_core.energy import EnergyModel
+from hebm_core.metrics import Metric
+from hebm_core.statistics import Statistic
+from hebm_core.tree import Sample
+
+__all__ = ["Plugin", "PluginRegistry", "ENTRY_POINT_GROUP", "UnknownNameError", "lookup"]
+
+ENTRY_POINT_GROUP = "hebm.plugins"
+
+
+class UnknownNameError(KeyError):
+    """An unknown plugin / dataset / model / statistic / objective / sampler name; ``str()`` is the one-line message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def lookup(table: dict[str, Any], name: str, kind: str, owner: str = "") -> Any:
+    """``table[name]`` or an :class:`UnknownNameError` that lists the known names."""
+    try:
+        return table[name]
+    except KeyError:
+        where = f" in plugin {owner!r}" if owner else ""
+        known = ", ".join(sorted(table)) or "none"
+        raise UnknownNameError(f"unknown {kind} {name!r}{where}; known: {known}") from None
+
+
+@dataclass
+class Plugin:
+    """What a domain brings.
+
+    - ``datasets``: name -> factory ``(**options) -> DataBundle``
+    - ``models``: name -> factory ``(example: Sample, **options) -> EnergyModel``
+    - ``statistics``: name -> factory ``(**options) -> Statistic``
+    - ``metrics``: name -> factory ``(statistics: list[Statistic], **options) -> Metric``
+    - ``prior``: ``(n, example, sigma) -> Sample``, where samplers start (default: σ·noise in the space)
+    - ``write_samples``: ``(samples, out_dir, bundle) -> list[path]``: samples on disk and a picture
+    - ``default_config``: the run configuration used when the user gives none (see :mod:`hebm_core.config`)
+    """
+
+    name: str
+    description: str = ""
+    datasets: dict[str, Callable[..., DataBundle]] = field(default_factory=dict)
+    models: dict[str, Callable[..., EnergyModel]] = field(default_factory=dict)
+    statistics: dict[str, Callable[..., Statistic]] = field(default_factory=dict)
+    metrics: dict[str, Callable[..., Metric]] = field(default_factory=dict)
+    prior: Callable[[int, Sample, float], Sample] | None = None
+    write_samples: Callable[..., list[str]] | None = None
+    default_config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "datasets": sorted(self.datasets),
+            "models": sorted(self.models),
+            "statistics": sorted(self.statistics),
+            "metrics": sorted(self.metrics),
+        }
+
+
+class PluginRegistry:
+    """Discovers plugins from entry points (or takes them explicitly, for tests and embedding)."""
+
+    def __init__(self, eps: list[EntryPoint] | None = None) -> None:
+        self.plugins: dict[str, Plugin] = {}
+        self.failures: dict[str, str] = {}
+        for ep in eps if eps is not None else list(entry_points(group=ENTRY_POINT_GROUP)):
+            self._load(ep)
+
+    def _load(self, ep: EntryPoint) -> None:
+        try:
+            obj = ep.load()
+            plugin = obj() if callable(obj) and not isinstance(obj, Plugin) else obj
+            if not isinstance(plugin, Plugin):
+                raise TypeError(f"entry point {ep.value!r} gave {type(plugin).__name__}, not a hebm_core.registry.Plugin")
+        except Exception as exc:  # a broken plugin must not take the others down
+            last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            where = f" ({last.filename}:{last.lineno})" if last else ""
+            self.failures[ep.name] = f"{type(exc).__name__}: {exc}{where}"
+            return
+        if plugin.name in self.plugins:
+            self.failures[ep.name] = f"duplicate plugin name {plugin.name!r}"
+            return
+        self.plugins[plugin.name] = plugin
+
+    def register(self, plugin: Plugin) -> None:
+        self.plugins[plugin.name] = plugin
+
+    def get(self, name: str) -> Plugin:
+        if name in self.failures and name not in self.plugins:
+            raise UnknownNameError(f"plugin {name!r} is installed but failed to load: {self.failures[name]}")
+        return lookup(self.plugins, name, "plugin")

@@ -1,0 +1,48 @@
+"""Where samples live: how to draw noise in the space and how to project back onto it.
+
+Objectives and samplers never call ``torch.randn_like`` on a sample directly; they ask the
+space. The default is plain Euclidean space over every state leaf. A domain with constraints
+supplies its own (symmetric adjacency noise and node masks for graphs, a box for pixels).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hebm_core import tree
+from hebm_core.tree import Sample
+
+
+class Space:
+    """Euclidean space over all floating-point leaves, optionally clamped to a box."""
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        if low is not None and high is not None and low >= high:
+            raise ValueError(f"Space: low ({low}) must be below high ({high})")
+        self.low = low
+        self.high = high
+
+    def noise_like(self, x: Sample) -> Sample:
+        """Standard normal noise shaped like ``x``, respecting the space's structure."""
+        return tree.randn_like(x)
+
+    def project(self, x: Sample) -> Sample:
+        """Map ``x`` back onto the space (identity unless a box is set)."""
+        if self.low is None and self.high is None:
+            return x
+        return tree.tree_map(lambda t: t.clamp(self.low, self.high), x)
+
+    def dim(self, x: Sample) -> int:
+        """Degrees of freedom per sample (for bits/dim and dimension-scaled step rules)."""
+        return sum(leaf[0].numel() for leaf in tree.state_leaves(x))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(low={self.low}, high={self.high})"
+
+
+EUCLIDEAN = Space()
+
+
+def gaussian_prior(shape: tuple[int, ...], std: float = 1.0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Initial points for samplers: N(0, std²) of ``shape``."""
+    return torch.randn(shape, device=device) * std
