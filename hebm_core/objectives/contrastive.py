@@ -57,7 +57,7 @@ class ContrastiveDivergence(Objective):
         loss = e_pos.mean() - e_neg.mean()
         if self.alpha:
             loss = loss + self.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
-        return ObjectiveOutput(loss, {"e_pos": float(e_pos.mean()), "e_neg": float(e_neg.mean()), "cd": float(loss.detach())})
+        return ObjectiveOutput(loss, {"e_pos": float(e_pos.detach().mean()), "e_neg": float(e_neg.detach().mean()), "cd": float(loss.detach())})
 
 
 class PersistentContrastiveDivergence(ContrastiveDivergence):

@@ -7,6 +7,7 @@ Both are exact for the target (up to the optional projection) and expose a singl
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -16,7 +17,10 @@ from hebm_core.energy import EnergyFn
 from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError
 from hebm_core.tree import Sample
 
-__all__ = ["MetropolisSampler", "MALA", "HMC", "DualAveraging"]
+__all__ = ["MetropolisSampler", "MALA", "HMC", "DualAveraging", "LOW_ACCEPTANCE"]
+
+#: below this acceptance rate a run warns that its chains are (nearly) stuck
+LOW_ACCEPTANCE = 0.02
 
 
 class DualAveraging:
@@ -106,7 +110,8 @@ class MetropolisSampler(Sampler):
         with self.progress_bar(total, type(self).__name__) as bar:
             for t in range(1, total + 1):
                 state, acc = self.transition(energy, state, sig, eps)
-                if state.stats["nonfinite"] > 0.5:
+                # while adapting, non-finite proposals are rejections that shrink the step; afterwards they mean divergence
+                if t > self.adapt_steps and state.stats["nonfinite"] > 0.5:
                     raise SamplerDivergenceError(
                         type(self).__name__, t, eps, int(state.stats["nonfinite"] * acc.numel()), acc.numel(),
                         None if sigma is None else float(sig[0]),
@@ -120,7 +125,13 @@ class MetropolisSampler(Sampler):
                     acc_sum, acc_n = acc_sum + a, acc_n + 1
                 bar.update()
         self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps}
-        self.step_size_adapted = eps
+        if acc_n and self.last_stats["acceptance"] < LOW_ACCEPTANCE:
+            warnings.warn(
+                f"{type(self).__name__} accepted {100 * self.last_stats['acceptance']:.2f}% of proposals with step size "
+                f"{eps:.4g}: the chains barely moved; lower the step size or set adapt_steps",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return state.x
 
 
