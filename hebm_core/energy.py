@@ -39,12 +39,15 @@ def autograd_energy_and_score(
         xg = x if create_graph and _all_require_grad(x) else tree.with_grad(x)
         e = fn(xg, sigma)
         leaves = tree.state_leaves(xg)
-        grads = torch.autograd.grad(e.sum(), leaves, create_graph=create_graph)
-    it = iter(grads)
-    score = tree.tree_map(lambda _: -next(it), xg)
+        # differentiate -ΣE: the scores come out directly, with no extra negation per leaf
+        grads = torch.autograd.grad(-e.sum(), leaves, create_graph=create_graph)
+    if isinstance(xg, Tensor):
+        score = grads[0]
+    else:
+        it = iter(grads)
+        score = tree.tree_map(lambda _: next(it), xg)
     if not create_graph:
         e = e.detach()
-        score = tree.detach(score)
     return e, score
 
 

@@ -98,7 +98,11 @@ class GaussianMMD(Metric):
         k = torch.exp(-d2 / (2 * h * h))
         n, m = x.shape[0], y.shape[0]
         kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-        mmd = (kxx.sum() - kxx.diag().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diag().sum()) / (m * (m - 1)) - 2 * kxy.mean()
+        mmd = (
+            (kxx.sum() - kxx.diag().sum()) / (n * (n - 1))
+            + (kyy.sum() - kyy.diag().sum()) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
         return {"mmd": float(mmd), "mmd_bandwidth": h}
 
     def reset(self) -> None:

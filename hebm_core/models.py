@@ -150,7 +150,9 @@ class MLPEnergy(EnergyModel):
         if not self.noise_conditional:
             return self.net(x).squeeze(-1)
         if sigma is None:
-            raise ValueError("this MLPEnergy is noise-conditional: pass sigma (use the smallest training σ for clean data)")
+            raise ValueError(
+                "this MLPEnergy is noise-conditional: pass sigma (use the smallest training σ for clean data)"
+            )
         sigma = sigma.reshape(-1, 1).to(x.dtype).expand(x.shape[0], 1)
         h = torch.cat([x, sigma.log()], -1)
         return self.net(h).squeeze(-1) / sigma.squeeze(-1)

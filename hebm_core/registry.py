@@ -92,7 +92,9 @@ class PluginRegistry:
             obj = ep.load()
             plugin = obj() if callable(obj) and not isinstance(obj, Plugin) else obj
             if not isinstance(plugin, Plugin):
-                raise TypeError(f"entry point {ep.value!r} gave {type(plugin).__name__}, not a hebm_core.registry.Plugin")
+                raise TypeError(
+                    f"entry point {ep.value!r} gave {type(plugin).__name__}, not a hebm_core.registry.Plugin"
+                )
         except Exception as exc:  # a broken plugin must not take the others down
             last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             where = f" ({last.filename}:{last.lineno})" if last else ""

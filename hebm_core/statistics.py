@@ -39,7 +39,9 @@ class Statistic:
         """Names of the ``k`` components, for reports."""
         if self.component_names is not None:
             if len(self.component_names) != k:
-                raise ValueError(f"statistic {self.name!r} declares {len(self.component_names)} names for {k} components")
+                raise ValueError(
+                    f"statistic {self.name!r} declares {len(self.component_names)} names for {k} components"
+                )
             return [f"{self.name}.{c}" for c in self.component_names]
         return [self.name] if k == 1 else [f"{self.name}[{i}]" for i in range(k)]
 
@@ -61,7 +63,10 @@ class FunctionStatistic(Statistic):
 
 
 def statistic(
-    fn: Callable[[Sample], Tensor] | None = None, *, name: str | None = None, component_names: Sequence[str] | None = None
+    fn: Callable[[Sample], Tensor] | None = None,
+    *,
+    name: str | None = None,
+    component_names: Sequence[str] | None = None,
 ):
     """Decorator turning ``def f(x) -> Tensor[B] | Tensor[B,k]`` into a :class:`Statistic`.
 

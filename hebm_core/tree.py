@@ -28,6 +28,7 @@ __all__ = [
     "tree_map",
     "zeros_like",
     "per_sample_finite",
+    "all_finite",
     "with_grad",
     "detach",
     "to_device",
@@ -43,6 +44,8 @@ def is_state(leaf: Any) -> bool:
 
 def tree_map(fn: Callable[..., Tensor], x: Sample, *rest: Sample) -> Sample:
     """Apply ``fn`` leaf-wise over the state leaves of ``x`` and ``rest``; context leaves of ``x`` pass through."""
+    if isinstance(x, Tensor):  # fast path: a plain tensor sample (the hot loop of most domains)
+        return fn(x, *rest) if x.is_floating_point() else x
     leaves, spec = pytree.tree_flatten(x)
     others = [pytree.tree_flatten(r)[0] for r in rest]
     out = []
@@ -56,11 +59,15 @@ def tree_map(fn: Callable[..., Tensor], x: Sample, *rest: Sample) -> Sample:
 
 def state_leaves(x: Sample) -> list[Tensor]:
     """The floating-point leaves of ``x`` in a fixed order."""
+    if isinstance(x, Tensor):
+        return [x] if x.is_floating_point() else []
     return [leaf for leaf in pytree.tree_leaves(x) if is_state(leaf)]
 
 
 def batch_size(x: Sample) -> int:
     """Number of samples in the batch (size of dim 0 of the first leaf)."""
+    if isinstance(x, Tensor):
+        return x.shape[0]
     return pytree.tree_leaves(x)[0].shape[0]
 
 
@@ -81,6 +88,14 @@ def batch_dot(a: Sample, b: Sample) -> Tensor:
         term = (u * v).flatten(1).sum(1)
         total = term if total is None else total + term
     return total
+
+
+def all_finite(x: Sample) -> bool:
+    """Whether every state entry is finite (one reduction per leaf, one host sync)."""
+    leaves = state_leaves(x)
+    if len(leaves) == 1:
+        return bool(torch.isfinite(leaves[0]).all())
+    return bool(torch.stack([torch.isfinite(leaf).all() for leaf in leaves]).all())
 
 
 def per_sample_finite(x: Sample) -> Tensor:

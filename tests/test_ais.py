@@ -3,10 +3,10 @@
 import math
 
 import torch
+from _util import anisotropic_gaussian
 
 from hebm_core.models import GaussianEnergy, GaussianMixtureEnergy
 from hebm_core.samplers import AIS, HMC, MALA, nll_from_log_z
-from _util import anisotropic_gaussian
 
 
 def _base(dim, std=3.0):
@@ -28,7 +28,9 @@ def test_ais_log_z_of_anisotropic_gaussian_within_0_1_nats():
 def test_ais_with_mala_on_a_mixture_and_a_shifted_energy():
     """log Z of a normalised mixture is 0; adding a constant c to the energy shifts log Z by -c."""
     torch.manual_seed(0)
-    gmm = GaussianMixtureEnergy(torch.tensor([[-1.5, 0.0], [1.5, 0.5]]), torch.tensor([0.6, 0.8]), torch.tensor([0.4, 0.6]))
+    gmm = GaussianMixtureEnergy(
+        torch.tensor([[-1.5, 0.0], [1.5, 0.5]]), torch.tensor([0.6, 0.8]), torch.tensor([0.4, 0.6])
+    )
     ais = AIS(n_temps=500, n_chains=512, kernel=MALA(step_size=0.1))
     res = ais.estimate(gmm, _base(2))
     assert abs(res.log_z) < 0.1, res

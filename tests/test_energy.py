@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from _util import anisotropic_gaussian
 
 from hebm_core import GaussianEnergy, MLPEnergy, SumEnergy, energy_and_score, statistic
 from hebm_core.energy import autograd_energy_and_score
 from hebm_core.models import GaussianMixtureEnergy
 from hebm_core.statistics import Statistic, identity, radius, sin_sum, square
-from _util import anisotropic_gaussian
 
 
 def test_closed_form_gaussian_score_equals_autograd():
@@ -52,7 +52,9 @@ def test_temperature_scales_energy_and_score():
 
 
 def test_mixture_is_normalised():
-    gmm = GaussianMixtureEnergy(torch.tensor([[0.0, 0.0], [3.0, 1.0]]), torch.tensor([0.5, 1.0]), torch.tensor([0.3, 0.7]))
+    gmm = GaussianMixtureEnergy(
+        torch.tensor([[0.0, 0.0], [3.0, 1.0]]), torch.tensor([0.5, 1.0]), torch.tensor([0.3, 0.7])
+    )
     xs = torch.linspace(-8, 10, 601)
     grid = torch.cartesian_prod(xs, xs)
     mass = torch.exp(-gmm.energy(grid)).sum() * (xs[1] - xs[0]) ** 2

@@ -4,13 +4,13 @@ import math
 
 import pytest
 import torch
+from _util import fit
 
 from hebm_core import EnergyModel, HybridEnergy, MLPEnergy
 from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import DenoisingScoreMatching
 from hebm_core.samplers import MALA
 from hebm_core.statistics import identity, radius, sin_sum, square, statistic
-from _util import fit
 
 
 def test_starts_vanilla_and_follows_the_sign_convention():

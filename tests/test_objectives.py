@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _util import fit
 
 from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import (
@@ -13,7 +14,6 @@ from hebm_core.objectives import (
     SlicedScoreMatching,
 )
 from hebm_core.samplers import MALA
-from _util import fit
 
 MEAN = torch.tensor([1.0, -0.5, 0.3])
 COV = torch.tensor([[1.0, 0.4, 0.0], [0.4, 0.8, -0.2], [0.0, -0.2, 0.5]])
@@ -25,7 +25,11 @@ CASES = {
     "esm": (lambda: ExactScoreMatching(), 1000, 2e-2),
     "cd": (lambda: ContrastiveDivergence(k=20, step_size=0.02), 1000, 2e-2),
     # persistent chains with an exact (MALA) transition: any sampler plugs in
-    "pcd": (lambda: PersistentContrastiveDivergence(sampler=MALA(step_size=0.2, n_steps=10), buffer_size=4096), 1000, 2e-2),
+    "pcd": (
+        lambda: PersistentContrastiveDivergence(sampler=MALA(step_size=0.2, n_steps=10), buffer_size=4096),
+        1000,
+        2e-2,
+    ),
     "nce": (lambda: NoiseContrastiveEstimation(ratio=2.0), 1500, 2e-2),
 }
 
@@ -47,7 +51,9 @@ def test_objective_recovers_gaussian(name, data):
     target_prec = torch.linalg.inv(cov)
     with torch.no_grad():
         mean_err = (model.mean - MEAN).abs().max().item()
-        prec_err = (torch.linalg.matrix_norm(model.precision - target_prec) / torch.linalg.matrix_norm(target_prec)).item()
+        prec_err = (
+            torch.linalg.matrix_norm(model.precision - target_prec) / torch.linalg.matrix_norm(target_prec)
+        ).item()
     assert mean_err < 0.05, f"{name}: mean error {mean_err:.3f}"
     assert prec_err < 0.1, f"{name}: relative precision error {prec_err:.3f}"
     if name == "nce":  # NCE's learned log Z is the model's true log-partition function
@@ -57,7 +63,9 @@ def test_objective_recovers_gaussian(name, data):
 def test_untrained_model_fails_the_same_check(data):
     """The tolerance above is meaningful: the initial model is far outside it."""
     model = GaussianEnergy(dim=3, learnable=True)
-    prec_err = (torch.linalg.matrix_norm(model.precision - torch.linalg.inv(COV)) / torch.linalg.matrix_norm(torch.linalg.inv(COV)))
+    prec_err = torch.linalg.matrix_norm(model.precision - torch.linalg.inv(COV)) / torch.linalg.matrix_norm(
+        torch.linalg.inv(COV)
+    )
     assert (model.mean - MEAN).abs().max() > 0.05 or prec_err > 0.1
 
 

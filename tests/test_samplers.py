@@ -4,13 +4,13 @@ import math
 
 import pytest
 import torch
+from _util import anisotropic_gaussian
 
 from hebm_core.energy import EnergyModel
 from hebm_core.models import GaussianEnergy, GaussianMixtureEnergy
 from hebm_core.samplers import HMC, MALA, AnnealedLangevin, Langevin, SamplerDivergenceError
 from hebm_core.space import Space
 from hebm_core.tree import batch_size
-from _util import anisotropic_gaussian
 
 N_CHAINS = 3000
 
@@ -96,7 +96,9 @@ def test_annealed_langevin_on_noise_conditional_mixture():
             return -torch.logsumexp(torch.log(self.weights) - 0.5 * sq / s2 - torch.log(s2), -1)
 
     target = NoisyMixture(means, 0.3, weights)
-    sampler = AnnealedLangevin(torch.exp(torch.linspace(math.log(3.0), math.log(0.01), 10)), steps_per_sigma=100, eps=5e-5)
+    sampler = AnnealedLangevin(
+        torch.exp(torch.linspace(math.log(3.0), math.log(0.01), 10)), steps_per_sigma=100, eps=5e-5
+    )
     x = sampler.run(target, 3.0 * torch.randn(N_CHAINS, 2))
     frac = torch.bincount(target.assign(x), minlength=2).float() / N_CHAINS
     assert torch.allclose(frac, weights, atol=0.05), frac

@@ -47,7 +47,11 @@ class ContrastiveDivergence(Objective):
         """Hook for persistent chains to store their end points."""
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
-        sig = None if self.sigma is None else torch.full((tree.batch_size(x),), self.sigma, device=tree.state_leaves(x)[0].device)
+        sig = (
+            None
+            if self.sigma is None
+            else torch.full((tree.batch_size(x),), self.sigma, device=tree.state_leaves(x)[0].device)
+        )
         x0 = self.start(x)
         x_neg = self.sampler.run(unwrap(model), x0, sig)
         self.finish(x_neg)
@@ -57,7 +61,10 @@ class ContrastiveDivergence(Objective):
         loss = e_pos.mean() - e_neg.mean()
         if self.alpha:
             loss = loss + self.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
-        return ObjectiveOutput(loss, {"e_pos": float(e_pos.detach().mean()), "e_neg": float(e_neg.detach().mean()), "cd": float(loss.detach())})
+        return ObjectiveOutput(
+            loss,
+            {"e_pos": float(e_pos.detach().mean()), "e_neg": float(e_neg.detach().mean()), "cd": float(loss.detach())},
+        )
 
 
 class PersistentContrastiveDivergence(ContrastiveDivergence):
@@ -163,4 +170,6 @@ class NoiseContrastiveEstimation(Objective):
         g_pos, g_neg = g[:b], g[b:]
         loss = -(F.logsigmoid(g_pos).mean() + (m / b) * F.logsigmoid(-g_neg).mean())
         acc = 0.5 * (float((g_pos > 0).float().mean()) + float((g_neg < 0).float().mean()))
-        return ObjectiveOutput(loss, {"nce": float(loss.detach()), "accuracy": acc, "log_z": float(self.log_z.detach())})
+        return ObjectiveOutput(
+            loss, {"nce": float(loss.detach()), "accuracy": acc, "log_z": float(self.log_z.detach())}
+        )

@@ -25,10 +25,19 @@ class DenoisingScoreMatching(Objective):
     uses_noise_levels = True
 
     def __init__(
-        self, sigma_min: float = 0.01, sigma_max: float = 1.0, n_sigmas: int = 10, sigmas: list[float] | None = None, **kw
+        self,
+        sigma_min: float = 0.01,
+        sigma_max: float = 1.0,
+        n_sigmas: int = 10,
+        sigmas: list[float] | None = None,
+        **kw,
     ) -> None:
         super().__init__(**kw)
-        s = torch.as_tensor(sigmas, dtype=torch.float32) if sigmas is not None else geometric_sigmas(sigma_max, sigma_min, n_sigmas)
+        s = (
+            torch.as_tensor(sigmas, dtype=torch.float32)
+            if sigmas is not None
+            else geometric_sigmas(sigma_max, sigma_min, n_sigmas)
+        )
         self.register_buffer("sigmas", s.float())
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
@@ -55,10 +64,14 @@ class SlicedScoreMatching(Objective):
     directions per sample; ``sigma`` is passed to noise-conditional models.
     """
 
-    def __init__(self, n_projections: int = 1, distribution: str = "gaussian", sigma: float | None = None, **kw) -> None:
+    def __init__(
+        self, n_projections: int = 1, distribution: str = "gaussian", sigma: float | None = None, **kw
+    ) -> None:
         super().__init__(**kw)
         if distribution not in ("gaussian", "rademacher"):
-            raise ValueError(f"SlicedScoreMatching: distribution must be 'gaussian' or 'rademacher', got {distribution!r}")
+            raise ValueError(
+                f"SlicedScoreMatching: distribution must be 'gaussian' or 'rademacher', got {distribution!r}"
+            )
         self.n_projections, self.distribution, self.sigma = int(n_projections), distribution, sigma
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
@@ -94,7 +107,9 @@ class ExactScoreMatching(Objective):
             raise ValueError("ExactScoreMatching needs flat [B, D] tensors; use sliced or denoising score matching")
         d = x.shape[1]
         if d > self.max_dim:
-            raise ValueError(f"ExactScoreMatching costs one backward pass per dimension: D={d} > max_dim={self.max_dim}")
+            raise ValueError(
+                f"ExactScoreMatching costs one backward pass per dimension: D={d} > max_dim={self.max_dim}"
+            )
         xg = x.detach().requires_grad_(True)
         _, s = energy_and_score(model, xg, _sigma(self.sigma, xg), create_graph=True)
         trace = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)

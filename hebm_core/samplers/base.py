@@ -91,14 +91,16 @@ class Sampler(ABC):
         finally:
             bar.close()
 
-    def check(self, x: Sample, step: int, step_size: float, sigma: float | None = None, energy: Tensor | None = None) -> None:
+    def check(
+        self, x: Sample, step: int, step_size: float, sigma: float | None = None, energy: Tensor | None = None
+    ) -> None:
         """Raise :class:`SamplerDivergenceError` if any chain holds a NaN/Inf (every ``check_every`` steps)."""
         if step % self.check_every:
+            return
+        if tree.all_finite(x) and (energy is None or bool(torch.isfinite(energy).all())):
             return
         ok = tree.per_sample_finite(x)
         if energy is not None:
             ok = ok & torch.isfinite(energy)
         if not bool(ok.all()):
-            raise SamplerDivergenceError(
-                type(self).__name__, step, step_size, int((~ok).sum()), ok.numel(), sigma
-            )
+            raise SamplerDivergenceError(type(self).__name__, step, step_size, int((~ok).sum()), ok.numel(), sigma)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -26,7 +27,8 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> Tensor:
 
 
 def _langevin_update(x: Tensor, s: Tensor, n: Tensor, step: float, noise_std: float) -> Tensor:
-    return x + step * s + noise_std * n
+    """``x + step·s + noise_std·n`` in two fused kernels."""
+    return torch.add(x, s, alpha=step).add_(n, alpha=noise_std)
 
 
 class Langevin(Sampler):
@@ -51,7 +53,9 @@ class Langevin(Sampler):
         with self.progress_bar(self.n_steps, "Langevin") as bar:
             for t in range(1, self.n_steps + 1):
                 _, s = self.evaluate(energy, x, sig)
-                x = tree.tree_map(lambda a, b, c: _langevin_update(a, b, c, eps, noise_std), x, s, self.space.noise_like(x))
+                x = tree.tree_map(
+                    lambda a, b, c: _langevin_update(a, b, c, eps, noise_std), x, s, self.space.noise_like(x)
+                )
                 x = self.space.project(x)
                 self.check(x, t, eps, None if sigma is None else float(sig[0]))
                 bar.update()
@@ -93,13 +97,11 @@ class AnnealedLangevin(Sampler):
             for sig_val in self.sigmas:
                 sig = self.sigma_tensor(sig_val, x)
                 alpha = self.eps * (sig_val / s_last) ** 2
-                noise_std = math.sqrt(2 * alpha)
+                update = partial(_langevin_update, step=alpha, noise_std=math.sqrt(2 * alpha))
                 for _ in range(self.steps_per_sigma):
                     t += 1
                     _, s = self.evaluate(energy, x, sig)
-                    x = tree.tree_map(
-                        lambda a, b, c: _langevin_update(a, b, c, alpha, noise_std), x, s, self.space.noise_like(x)
-                    )
+                    x = tree.tree_map(update, x, s, self.space.noise_like(x))
                     x = self.space.project(x)
                     self.check(x, t, alpha, sig_val)
                     bar.update()

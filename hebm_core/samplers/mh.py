@@ -80,14 +80,18 @@ class MetropolisSampler(Sampler):
         x = tree.detach(x)
         e, s = self.evaluate(energy, x, sigma)
         if not bool(torch.isfinite(e).all() & tree.per_sample_finite(x).all()):
-            raise SamplerDivergenceError(type(self).__name__, 0, self.step_size, int((~torch.isfinite(e)).sum()), e.numel())
+            raise SamplerDivergenceError(
+                type(self).__name__, 0, self.step_size, int((~torch.isfinite(e)).sum()), e.numel()
+            )
         return ChainState(x, e, s)
 
     def propose(self, energy: EnergyFn, state: ChainState, sigma: Tensor | None, step_size: float):
         """Return ``(proposal state, log acceptance ratio [B])``."""
         raise NotImplementedError
 
-    def transition(self, energy: EnergyFn, state: ChainState, sigma: Tensor | None, step_size: float) -> tuple[ChainState, Tensor]:
+    def transition(
+        self, energy: EnergyFn, state: ChainState, sigma: Tensor | None, step_size: float
+    ) -> tuple[ChainState, Tensor]:
         """One Metropolis-Hastings step; returns the new state and the acceptance probabilities ``[B]``."""
         prop, log_alpha = self.propose(energy, state, sigma, step_size)
         log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf)
@@ -110,10 +114,14 @@ class MetropolisSampler(Sampler):
         with self.progress_bar(total, type(self).__name__) as bar:
             for t in range(1, total + 1):
                 state, acc = self.transition(energy, state, sig, eps)
-                # while adapting, non-finite proposals are rejections that shrink the step; afterwards they mean divergence
+                # while adapting, non-finite proposals are rejections that shrink the step; later they mean divergence
                 if t > self.adapt_steps and state.stats["nonfinite"] > 0.5:
                     raise SamplerDivergenceError(
-                        type(self).__name__, t, eps, int(state.stats["nonfinite"] * acc.numel()), acc.numel(),
+                        type(self).__name__,
+                        t,
+                        eps,
+                        int(state.stats["nonfinite"] * acc.numel()),
+                        acc.numel(),
                         None if sigma is None else float(sig[0]),
                     )
                 a = float(acc.mean())
@@ -127,8 +135,8 @@ class MetropolisSampler(Sampler):
         self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps}
         if acc_n and self.last_stats["acceptance"] < LOW_ACCEPTANCE:
             warnings.warn(
-                f"{type(self).__name__} accepted {100 * self.last_stats['acceptance']:.2f}% of proposals with step size "
-                f"{eps:.4g}: the chains barely moved; lower the step size or set adapt_steps",
+                f"{type(self).__name__} accepted {100 * self.last_stats['acceptance']:.2f}% of proposals with step "
+                f"size {eps:.4g}: the chains barely moved; lower the step size or set adapt_steps",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -172,8 +180,8 @@ class HMC(MetropolisSampler):
         for i in range(self.n_leapfrog):
             x = self.space.project(tree.tree_map(lambda a, q: a + step_size * q, x, p))
             e, s = self.evaluate(energy, x, sigma)
-            half = 0.5 if i == self.n_leapfrog - 1 else 1.0
-            p = tree.tree_map(lambda q, g: q + half * step_size * g, p, s)
+            kick = (0.5 if i == self.n_leapfrog - 1 else 1.0) * step_size  # the last momentum kick is a half step
+            p = tree.tree_map(lambda q, g, k=kick: q + k * g, p, s)
         h0 = state.energy + 0.5 * _sq_norm(p0)
         h1 = e + 0.5 * _sq_norm(p)
         return ChainState(x, e, s), h0 - h1
