@@ -84,3 +84,26 @@ def test_pcd_buffer_persists_through_state_dict(data):
     other.setup(data[:64])
     other.load_state_dict(state)
     assert torch.equal(other.buffer, obj.buffer)
+
+
+def test_pcd_reinitialisation_frequency(data):
+    """reinit_prob=1 restarts every chain from noise; reinit_prob=0 continues the stored chains."""
+    torch.manual_seed(0)
+    keep = PersistentContrastiveDivergence(k=1, buffer_size=64, reinit_prob=0.0, init_std=1.0)
+    keep.setup(data[:64])
+    marked = torch.full((64, 3), 7.0)
+    keep.buffer_0.copy_(marked)
+    assert torch.equal(keep.start(data[:32]), marked[:32])
+    fresh = PersistentContrastiveDivergence(k=1, buffer_size=64, reinit_prob=1.0, init_std=1.0)
+    fresh.setup(data[:64])
+    fresh.buffer_0.copy_(marked)
+    starts = fresh.start(data[:32])
+    assert (starts - 7.0).abs().min() > 0 and starts.abs().mean() < 2.0  # all from N(0, 1), none from the buffer
+    with pytest.raises(ValueError):
+        PersistentContrastiveDivergence(reinit_prob=1.5)
+
+
+def test_nce_noise_is_configurable(data):
+    obj = NoiseContrastiveEstimation(noise_scale=2.0)
+    obj.setup(data[:4000])
+    assert torch.allclose(obj.noise.std, 2.0 * data[:4000].std(0), rtol=1e-4)

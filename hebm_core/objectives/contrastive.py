@@ -145,13 +145,23 @@ class NoiseContrastiveEstimation(Objective):
 
     The model's log density is ``-E(x) - log Z``; logistic regression separates data from
     ``ratio`` × as many noise samples. ``noise`` is any module with ``sample(n)`` and
-    ``log_prob(x)`` (and optionally ``fit(x)``); the default is a Gaussian fitted to the data.
+    ``log_prob(x)`` (and optionally ``fit(x)``); the default is a diagonal Gaussian fitted to the
+    data with its std widened by ``noise_scale`` (settable from a config file).
     At the optimum ``log Z`` is the model's true log-partition function.
     """
 
-    def __init__(self, noise: nn.Module | None = None, ratio: float = 1.0, sigma: float | None = None, **kw) -> None:
+    def __init__(
+        self,
+        noise: nn.Module | None = None,
+        ratio: float = 1.0,
+        noise_scale: float = 1.0,
+        sigma: float | None = None,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
-        self.noise = noise or GaussianNoise()
+        if ratio <= 0 or noise_scale <= 0:
+            raise ValueError("NCE needs ratio > 0 and noise_scale > 0")
+        self.noise = noise or GaussianNoise(scale=noise_scale)
         self.ratio, self.sigma = float(ratio), sigma
         self.log_z = nn.Parameter(torch.zeros(()))
 
