@@ -60,8 +60,7 @@ def energy_and_score(
 ) -> tuple[Tensor, Sample]:
     """Dispatch to a model's own (possibly closed-form) score, else autograd through ``model(x, sigma)``.
 
-    Wrappers such as ``DistributedDataParallel`` are not ``EnergyModel`` s, so they go through their
-    ``forward`` (which is what lets DDP see the parameters being used).
+    ``model`` may be any callable ``(x, sigma) -> [B]``: an ``EnergyModel``, a closure, an AIS path.
     """
     if isinstance(model, EnergyModel):
         return model.energy_and_score(x, sigma, create_graph=create_graph)

@@ -42,8 +42,8 @@ class HybridEnergy(EnergyModel):
         self.noise_conditional = base.noise_conditional
         stats = list(statistics.values()) if isinstance(statistics, Mapping) else list(statistics)
         names = [s.name for s in stats]
-        if len(set(names)) != len(names):
-            raise ValueError(f"statistic names must be unique, got {names}")
+        if len({self._key(n) for n in names}) != len(names):
+            raise ValueError(f"statistic names must be unique (after '.' -> '_'), got {names}")
         self.statistics = stats
         self.eta = nn.ParameterDict()
         for s in stats:

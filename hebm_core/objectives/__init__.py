@@ -1,6 +1,6 @@
 """Training objectives, each usable with any energy model."""
 
-from hebm_core.objectives.base import Objective, ObjectiveOutput, unwrap
+from hebm_core.objectives.base import Objective, ObjectiveOutput
 from hebm_core.objectives.contrastive import (
     ContrastiveDivergence,
     GaussianNoise,
@@ -30,5 +30,4 @@ __all__ = [
     "ObjectiveOutput",
     "PersistentContrastiveDivergence",
     "SlicedScoreMatching",
-    "unwrap",
 ]

@@ -11,18 +11,13 @@ from hebm_core.energy import EnergyFn
 from hebm_core.space import EUCLIDEAN, Space
 from hebm_core.tree import Sample
 
-__all__ = ["Objective", "ObjectiveOutput", "unwrap"]
+__all__ = ["Objective", "ObjectiveOutput"]
 
 
 @dataclass
 class ObjectiveOutput:
     loss: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside a ``DistributedDataParallel`` (or similar) wrapper."""
-    return getattr(model, "module", model)
 
 
 class Objective(nn.Module, ABC):
@@ -46,4 +41,4 @@ class Objective(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
-        """Loss on a batch ``x`` (``model`` may be a DDP wrapper around an ``EnergyModel``)."""
+        """Loss on a batch ``x`` (the trainer passes the plain model, also under DDP)."""

@@ -11,7 +11,7 @@ from torch.utils import _pytree as pytree
 
 from hebm_core import tree
 from hebm_core.energy import EnergyFn
-from hebm_core.objectives.base import Objective, ObjectiveOutput, unwrap
+from hebm_core.objectives.base import Objective, ObjectiveOutput
 from hebm_core.samplers.base import Sampler
 from hebm_core.samplers.langevin import Langevin
 from hebm_core.tree import Sample
@@ -23,7 +23,7 @@ class ContrastiveDivergence(Objective):
     """CD-k: negatives from ``k`` sampler steps started at the data batch.
 
     Loss ``E(x⁺) − E(x⁻) + α (E(x⁺)² + E(x⁻)²)``; the α term (Du & Mordatch 2019) keeps energies
-    bounded. The sampler runs on the unwrapped model without gradients to the parameters.
+    bounded. The sampler's chains carry no gradient to the parameters.
     """
 
     def __init__(
@@ -53,7 +53,7 @@ class ContrastiveDivergence(Objective):
             else torch.full((tree.batch_size(x),), self.sigma, device=tree.state_leaves(x)[0].device)
         )
         x0 = self.start(x)
-        x_neg = self.sampler.run(unwrap(model), x0, sig)
+        x_neg = self.sampler.run(model, x0, sig)
         self.finish(x_neg)
         b = tree.batch_size(x)
         energies = model(tree.cat([x, x_neg]), None if sig is None else torch.cat([sig, sig]))
