@@ -3,8 +3,9 @@
 Both run K steps on the same batch, same noise schedule and step rule: the sampler through
 ``AnnealedLangevin.run`` (pytree handling, space, divergence check every step, progress bar
 machinery), the bare loop as one would write it inline: forward, ``autograd.grad``, update.
-Runs alternate (bare, sampler, bare, ...) so drift in machine load hits both; the report holds
-every repeat and the median ratio sampler/bare per network. Target: ratio <= 1.10.
+Runs alternate in ABBA order (bare, sampler, sampler, bare, ...) so drift in machine load hits
+both alike; the report holds every repeat and the median of the paired ratios sampler/bare per
+network. Target: ratio <= 1.10.
 
     python benchmarks/sampler_overhead.py --out benchmarks/results/sampler_overhead.json
 """
@@ -73,8 +74,9 @@ def measure(name: str, device: torch.device, k: int, repeats: int) -> dict:
     for fn in (run_bare, run_sampler):  # warm-up: allocator, kernels, autograd caches
         fn()
     times = {"bare": [], "sampler": []}
-    for _ in range(repeats):
-        for label, fn in (("bare", run_bare), ("sampler", run_sampler)):
+    pair = (("bare", run_bare), ("sampler", run_sampler))
+    for r in range(repeats):
+        for label, fn in pair if r % 2 == 0 else pair[::-1]:  # ABBA order: drift in machine load cancels
             _sync(device)
             t = time.perf_counter()
             fn()
@@ -104,7 +106,7 @@ def measure(name: str, device: torch.device, k: int, repeats: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=500, help="annealed-Langevin steps K per run (10 noise levels)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--target", type=float, default=1.10)

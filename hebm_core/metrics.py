@@ -72,12 +72,13 @@ class StatisticGap(Metric):
 class GaussianMMD(Metric):
     """Squared MMD with a Gaussian kernel between flat samples and reference (unbiased estimator).
 
-    ``bandwidth=None`` uses the median pairwise distance of the pooled points.
+    ``bandwidth=None`` uses the median pairwise distance of the pooled points. At most
+    ``max_points`` of each side are used (the kernel matrix is ``(2·max_points)²`` doubles).
     """
 
     name = "mmd"
 
-    def __init__(self, bandwidth: float | None = None, max_points: int = 4000) -> None:
+    def __init__(self, bandwidth: float | None = None, max_points: int = 2000) -> None:
         self.bandwidth, self.max_points = bandwidth, max_points
         self._x: list[Tensor] = []
         self._y: list[Tensor] = []

@@ -16,17 +16,7 @@ from hebm_core.hybrid import HybridEnergy
 from hebm_core.models import MLPEnergy
 from hebm_core.objectives import DenoisingScoreMatching, ObjectiveOutput, PersistentContrastiveDivergence
 from hebm_core.statistics import identity
-from hebm_core.trainer import TrainConfig, Trainer, TrainingDivergedError, load_model_state
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is much faster than two contending ones (and keeps timings stable)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from hebm_core.trainer import TrainConfig, Trainer, TrainingDivergedError, ema_with_warmup, load_model_state
 
 DATA = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 0.5 + torch.tensor([1.0, -1.0])
 
@@ -347,3 +337,14 @@ def test_config_from_dict():
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig.from_dict({"ema_decay": 1.0})
     assert math.isclose(TrainConfig().lr, 1e-3)
+
+
+def test_ema_decay_ramps_up_then_holds():
+    """EMA weight on the newest parameters is 1 - min(decay, (1+n)/(10+n)): large early, 1 - decay later."""
+    update = ema_with_warmup(0.99)
+    avg, new = [torch.zeros(1)], [torch.ones(1)]
+    update(avg, new, torch.tensor(1))
+    assert torch.allclose(avg[0], torch.tensor([1 - 2 / 11]))
+    avg = [torch.zeros(1)]
+    update(avg, new, torch.tensor(10_000))
+    assert torch.allclose(avg[0], torch.tensor([0.01]))

@@ -85,6 +85,8 @@ class AnnealedLangevin(Sampler):
             raise ValueError("AnnealedLangevin needs positive noise levels")
         if torch.any(sigmas[1:] > sigmas[:-1]):
             raise ValueError("AnnealedLangevin sigmas must be in decreasing order")
+        if eps <= 0 or steps_per_sigma < 1:
+            raise ValueError(f"AnnealedLangevin needs eps > 0 and steps_per_sigma >= 1, got {eps}, {steps_per_sigma}")
         self.sigmas = sigmas.tolist()
         self.steps_per_sigma, self.eps, self.denoise = int(steps_per_sigma), float(eps), bool(denoise)
 

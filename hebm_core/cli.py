@@ -1,0 +1,307 @@
+"""The ``hebm`` command: ``plugins``, ``train``, ``sample``, ``evaluate``, ``run``, ``compare``.
+
+Each subcommand is one function in :data:`COMMANDS`. A user error (bad config, unknown name,
+unreadable checkpoint, diverging sampler, missing file) is printed as a single line
+``hebm: error: <message>`` on stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hebm_core.checkpoint import CheckpointError
+from hebm_core.config import ConfigError, cli_overrides, get_registry, parse_assignment, resolve_config
+from hebm_core.objectives import OBJECTIVES
+from hebm_core.registry import UnknownNameError
+from hebm_core.samplers import SAMPLERS, SamplerDivergenceError
+from hebm_core.trainer import TrainingDivergedError
+
+__all__ = ["main", "COMMANDS", "build_parser"]
+
+#: errors shown as one line and exit status 2
+USER_ERRORS = (
+    ConfigError,
+    UnknownNameError,
+    CheckpointError,
+    SamplerDivergenceError,
+    TrainingDivergedError,
+    FileNotFoundError,
+)
+
+
+def _out(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Installed plugins and what each registers; broken ones with their reason."""
+    reg = get_registry()
+    data = {
+        "plugins": {name: p.summary() for name, p in sorted(reg.plugins.items())},
+        "failures": dict(sorted(reg.failures.items())),
+        "core": {"objectives": sorted(OBJECTIVES), "samplers": sorted(SAMPLERS)},
+    }
+    if args.json:
+        _out(json.dumps(data, indent=2))
+        return 0
+    for name, summary in data["plugins"].items():
+        _out(f"{name}: {summary['description']}")
+        for kind in ("datasets", "models", "statistics", "metrics"):
+            _out(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
+    for name, reason in data["failures"].items():
+        _out(f"{name}: BROKEN: {reason}")
+    if not data["plugins"] and not data["failures"]:
+        _out("no plugins installed (entry-point group 'hebm.plugins')")
+    _out(f"core objectives: {', '.join(data['core']['objectives'])}")
+    _out(f"core samplers:   {', '.join(data['core']['samplers'])}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    statistics = [] if args.no_statistics else args.statistic
+    overrides = cli_overrides(
+        plugin=args.plugin,
+        dataset=args.dataset,
+        model=args.model,
+        objective=args.objective,
+        sampler=getattr(args, "sampler", None),
+        statistics=statistics,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        n_samples=getattr(args, "n", None),
+        assignments=args.set,
+    )
+    return resolve_config(args.config, overrides)
+
+
+def _print_report(rep: dict[str, Any]) -> None:
+    if rep.get("rank"):  # other ranks under torchrun: rank 0 reports
+        return
+    tr = rep.get("training") or {}
+    if tr:
+        _out(
+            f"trained {tr.get('steps')} steps in {_fmt(tr.get('wall_time_s'))} s "
+            f"({_fmt(tr.get('steps_per_s'))} steps/s) on {tr.get('device')}"
+        )
+    if rep.get("eta"):
+        _out("eta:     " + ", ".join(f"{k}={_fmt(v)}" for k, v in rep["eta"].items()))
+    sm = rep.get("sampling")
+    if sm:
+        _out(
+            f"sampled {sm['n_samples']} with {sm['sampler']} in {_fmt(sm['wall_time_s'])} s "
+            f"({_fmt(sm['samples_per_s'])}/s)"
+        )
+    if rep.get("delta_t"):
+        _out("delta_t: " + ", ".join(f"{k}={_fmt(v)}" for k, v in rep["delta_t"].items()))
+    other = {k: v for k, v in (rep.get("metrics") or {}).items() if "/" not in k}
+    if other:
+        _out("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in other.items()))
+    for note in rep.get("notes", []):
+        _out(f"note: {note}")
+    for f in rep.get("files", []):
+        _out(f"wrote {f}")
+
+
+def _resume(args: argparse.Namespace) -> bool | str:
+    return args.resume if args.resume is not None else False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train only; writes checkpoints and ``report.json`` (no samples)."""
+    from hebm_core import pipeline
+
+    cfg = _config(args)
+    out = args.out or f"runs/{cfg['plugin']}-{cfg['data']['name']}"
+    _print_report(pipeline.run(cfg, out, resume=_resume(args), train_only=True))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train, sample and evaluate (the quick start: the toy plugin's default config into runs/demo)."""
+    from hebm_core import pipeline
+
+    cfg = _config(args)
+    _print_report(pipeline.run(cfg, args.out or "runs/demo", resume=_resume(args)))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Vanilla against hybrid with the same seed, model and budget."""
+    from hebm_core import pipeline
+
+    cfg = _config(args)
+    out = args.out or "runs/compare"
+    res = pipeline.compare(cfg, out)
+    for stat, d in res.get("delta_t", {}).items():
+        red = d["delta_t_reduction_pct"]
+        _out(
+            f"delta_t {stat}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])} "
+            f"({'n/a' if red is None else f'{red:+.1f} % reduction'})"
+        )
+    for k, d in res.get("metrics", {}).items():
+        if "/" not in k:
+            _out(f"{k}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])}")
+    if res.get("eta"):
+        _out("eta (hybrid): " + ", ".join(f"{k}={_fmt(v)}" for k, v in res["eta"].items()))
+    _out(f"wrote {Path(out) / 'compare.json'}")
+    return 0
+
+
+def _sampler_options(assignments: list[str] | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for a in assignments or []:
+        d = parse_assignment(a)
+        if set(d) != {"sampler"}:
+            raise ConfigError(f"sample/evaluate take only --set sampler.KEY=VALUE, got {a!r}")
+        opts.update(d["sampler"])
+    return opts
+
+
+def _default_out(checkpoint: str, leaf: str) -> Path:
+    """``<run dir>/<leaf>``: next to the run the checkpoint belongs to."""
+    ck = Path(checkpoint).resolve()
+    run_dir = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    return run_dir / leaf
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Samples on disk and a picture from a checkpoint."""
+    from hebm_core import pipeline
+
+    out = args.out or _default_out(args.checkpoint, "sample")
+    rep = pipeline.sample_from_checkpoint(
+        args.checkpoint,
+        out,
+        n=args.n,
+        sampler=args.sampler,
+        sampler_options=_sampler_options(args.set),
+        device=args.device,
+    )
+    _print_report(rep)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Metrics (ΔT per statistic among them) of fresh samples from a checkpoint, as JSON."""
+    from hebm_core import pipeline
+
+    out = args.out or _default_out(args.checkpoint, "evaluate")
+    rep = pipeline.evaluate_checkpoint(
+        args.checkpoint,
+        out,
+        n=args.n,
+        sampler=args.sampler,
+        sampler_options=_sampler_options(args.set),
+        device=args.device,
+    )
+    _print_report(rep)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _add_config_args(p: argparse.ArgumentParser, sampling: bool) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML run configuration (over the plugin's defaults)")
+    p.add_argument("--plugin", help="plugin name (default: from the config, else 'toy')")
+    p.add_argument("--dataset", help="dataset name of the plugin")
+    p.add_argument("--model", help="model name of the plugin")
+    p.add_argument("--objective", help=f"one of {', '.join(sorted(OBJECTIVES))}")
+    p.add_argument("--statistic", action="append", metavar="NAME", help="train with this statistic (repeatable)")
+    p.add_argument("--no-statistics", action="store_true", help="vanilla model: no statistics")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", metavar="DIR", help="output folder")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="any config value, e.g. train.lr=1e-3 (repeatable)"
+    )
+    if sampling:
+        p.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))}")
+        p.add_argument("--n", "--n-samples", dest="n", type=int, metavar="N", help="number of samples")
+
+
+def _add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue from the latest checkpoint in --out (or from CHECKPOINT)",
+    )
+
+
+def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'hebm train' or 'hebm run'")
+    p.add_argument("--n", type=int, metavar="N", help="number of samples (default: the run's n_samples)")
+    p.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))} (default: the run's)")
+    p.add_argument("--set", action="append", metavar="sampler.KEY=VALUE", help="sampler option (repeatable)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: next to the run)")
+
+
+#: name -> (function, argument adder, help)
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
+    "plugins": (
+        cmd_plugins,
+        lambda p: p.add_argument("--json", action="store_true", help="machine-readable"),
+        "list installed plugins and what they register",
+    ),
+    "train": (cmd_train, lambda p: (_add_config_args(p, False), _add_resume(p)), "train a model"),
+    "sample": (cmd_sample, _add_checkpoint_args, "draw samples from a checkpoint"),
+    "evaluate": (cmd_evaluate, _add_checkpoint_args, "metrics of samples from a checkpoint"),
+    "run": (
+        cmd_run,
+        lambda p: (_add_config_args(p, True), _add_resume(p)),
+        "train + sample + evaluate (no arguments: the toy demo into runs/demo)",
+    ),
+    "compare": (cmd_compare, lambda p: _add_config_args(p, True), "vanilla vs hybrid, same seed and budget"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hebm", description="Hybrid energy-based models: log p(x) = F(x) + η·T(x) − log Z"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (func, add_args, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=func.__doc__)
+        add_args(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hebm``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or an argparse usage error
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"hebm: error: {msg}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("hebm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

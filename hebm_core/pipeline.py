@@ -1,0 +1,641 @@
+"""From a resolved configuration to a report: build, train, sample, evaluate, write.
+
+Every name is looked up in a dict registry (the plugin's datasets/models/statistics/metrics,
+``OBJECTIVES``, ``SAMPLERS``); nothing here knows about a particular domain, so the molecule,
+point-cloud and image plugins run through the same functions as the toy one.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import hebm_core
+from hebm_core import tree
+from hebm_core.checkpoint import CheckpointError, load_checkpoint
+from hebm_core.config import ConfigError, entry, get_registry, section, validate
+from hebm_core.data import DataBundle
+from hebm_core.energy import EnergyModel
+from hebm_core.hybrid import HybridEnergy
+from hebm_core.metrics import Metric, StatisticGap
+from hebm_core.objectives import OBJECTIVES, Objective
+from hebm_core.registry import Plugin, PluginRegistry, lookup
+from hebm_core.samplers import SAMPLERS, Sampler
+from hebm_core.statistics import Statistic
+from hebm_core.trainer import TrainConfig, Trainer, load_model_state, resolve_device, seed_everything
+from hebm_core.tree import Sample
+
+__all__ = [
+    "Components",
+    "build",
+    "call_factory",
+    "train",
+    "SamplingPlan",
+    "plan_sampling",
+    "draw_samples",
+    "build_metrics",
+    "evaluate",
+    "run",
+    "compare",
+    "load_run",
+    "sample_from_checkpoint",
+    "evaluate_checkpoint",
+    "write_json",
+    "EXAMPLE_SIZE",
+]
+
+#: size of the example batch given to model factories and HybridEnergy
+EXAMPLE_SIZE = 256
+
+
+@dataclass
+class Components:
+    """Everything built from one configuration, before training."""
+
+    config: dict[str, Any]
+    plugin: Plugin
+    bundle: DataBundle
+    example: Sample
+    statistics: list[Statistic]
+    eval_statistics: list[Statistic]
+    model: EnergyModel
+    objective: Objective
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> Sample:
+        """Data the metrics compare samples with: the test split if there is one."""
+        return self.bundle.test if self.bundle.test is not None else self.bundle.train
+
+    @property
+    def training_sigmas(self) -> Tensor | None:
+        """The objective's noise levels, largest first (``None`` if it uses none)."""
+        s = getattr(self.objective, "sigmas", None)
+        if not isinstance(s, Tensor) or s.numel() == 0:
+            return None
+        return s.detach().double().flatten().sort(descending=True).values.cpu()
+
+
+# --------------------------------------------------------------------------- factories
+def _accepted(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``factory`` accepts, or ``None`` when it takes ``**kwargs`` all the way down."""
+    try:
+        if isinstance(factory, type):
+            names: set[str] = set()
+            for klass in factory.__mro__:
+                init = klass.__dict__.get("__init__")
+                if init is None:
+                    continue
+                params = list(inspect.signature(init).parameters.values())[1:]
+                names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+                if not any(p.kind is p.VAR_KEYWORD for p in params):
+                    return names
+            return None
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def accepts(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` names the keyword ``name`` (a bare ``**kwargs`` does not count)."""
+    names = _accepted(factory)
+    return names is not None and name in names
+
+
+def call_factory(
+    kind: str, name: str, factory: Callable[..., Any], *args: Any, internal: tuple[str, ...] = (), **options
+):
+    """``factory(*args, **options)``; an option it does not take or rejects is one :class:`ConfigError` line.
+
+    ``internal`` names keywords the pipeline supplies itself (``example``, ``space``), which are
+    not listed as user options.
+    """
+    known = _accepted(factory)
+    if known is not None:
+        unknown = sorted(set(options) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known - set(internal))) or "none"
+            raise ConfigError(
+                f"bad option for {kind} {name!r}: unexpected {', '.join(map(repr, unknown))}; accepted: {allowed}"
+            )
+    try:
+        return factory(*args, **options)
+    except ConfigError:
+        raise
+    except TypeError as exc:
+        raise ConfigError(f"bad option for {kind} {name!r}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"bad option for {kind} {name!r}: {exc}") from None
+
+
+def _statistics(items: list[Any], plugin: Plugin) -> list[Statistic]:
+    out = []
+    for item in items:
+        name, opts = entry(item, "statistic")
+        out.append(call_factory("statistic", name, lookup(plugin.statistics, name, "statistic", plugin.name), **opts))
+    return out
+
+
+def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> Components:
+    """Dataset, statistics, objective and model (seeded with ``train.seed``) from a config.
+
+    A noise-conditional model is asked for when the objective feeds noise levels (DSM); otherwise
+    ``noise_conditional=False`` goes to model factories that take it, unless the config sets it.
+    """
+    registry = registry or get_registry()
+    cfg = validate(copy.deepcopy(dict(config)), registry)
+    plugin = registry.get(cfg["plugin"])
+
+    dname, dopts = section(cfg, "data")
+    bundle = call_factory("dataset", dname, lookup(plugin.datasets, dname, "dataset", plugin.name), **dopts)
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(
+            f"dataset {dname!r} of plugin {plugin.name!r} returned {type(bundle).__name__}, not a DataBundle"
+        )
+    bundle.info.setdefault("name", dname)
+    n = tree.batch_size(bundle.train)
+    example = tree.index(bundle.train, torch.arange(min(EXAMPLE_SIZE, n)))
+
+    statistics = _statistics(cfg.get("statistics", []), plugin)
+    eval_statistics = list(statistics)
+    extra = list(cfg["evaluate"].get("statistics", [])) + list(plugin.default_config.get("statistics", []))
+    for s in _statistics(_unique_entries(extra), plugin):
+        if s.name not in {t.name for t in eval_statistics}:
+            eval_statistics.append(s)
+
+    oname, oopts = section(cfg, "objective")
+    ocls = lookup(OBJECTIVES, oname, "objective")
+    objective = call_factory("objective", oname, ocls, internal=("space",), space=bundle.space, **oopts)
+
+    mname, mopts = section(cfg, "model")
+    mfactory = lookup(plugin.models, mname, "model", plugin.name)
+    if accepts(mfactory, "noise_conditional"):
+        mopts.setdefault("noise_conditional", bool(getattr(ocls, "uses_noise_levels", False)))
+    seed_everything(int(cfg["train"]["seed"]))
+    base = call_factory("model", mname, mfactory, internal=("example",), example=example, **mopts)
+    if not isinstance(base, EnergyModel):
+        raise ConfigError(
+            f"model {mname!r} of plugin {plugin.name!r} returned {type(base).__name__}, not an EnergyModel"
+        )
+    model = HybridEnergy(base, statistics, example=example) if statistics else base
+    return Components(cfg, plugin, bundle, example, statistics, eval_statistics, model, objective)
+
+
+def _unique_entries(items: list[Any]) -> list[Any]:
+    seen, out = set(), []
+    for item in items:
+        name = entry(item, "statistic")[0]
+        if name not in seen:
+            seen.add(name)
+            out.append(item)
+    return out
+
+
+def eta_of(model: torch.nn.Module) -> dict[str, Any]:
+    """η per statistic (empty for a vanilla model)."""
+    report = getattr(model, "eta_report", None)
+    return report() if callable(report) else {}
+
+
+# --------------------------------------------------------------------------- train / sample / evaluate
+def train(comps: Components, out_dir: str | Path, resume: bool | str | Path = False) -> tuple[Trainer, dict[str, Any]]:
+    """Fit ``comps.model`` (``checkpoint.pt``, ``metrics.csv`` go to ``out_dir``); returns ``(trainer, summary)``."""
+    tc = TrainConfig.from_dict(dict(comps.config["train"]))
+    trainer = Trainer(comps.model, comps.objective, comps.bundle.train, tc, out_dir=str(out_dir), spec=comps.config)
+    summary = trainer.fit(resume=resume)
+    return trainer, summary
+
+
+def _prior(comps: Components, n: int, sigma: float) -> Sample:
+    """Chain starts: the plugin's prior, else ``sigma`` × noise in the data's space."""
+    if comps.plugin.prior is not None:
+        return comps.plugin.prior(n, comps.example, sigma)
+    b = tree.batch_size(comps.example)
+    like = tree.index(comps.example, torch.arange(n) % b)
+    return tree.tree_map(lambda z: z * sigma, comps.bundle.space.noise_like(like))
+
+
+@dataclass
+class SamplingPlan:
+    """A constructed sampler and how to run it (built before training, so bad options fail early)."""
+
+    name: str
+    sampler: Sampler
+    n: int
+    batch_size: int
+    init_sigma: float
+    sigma: float | None
+    options: dict[str, Any]
+
+
+def plan_sampling(
+    comps: Components, n: int | None = None, sampler_config: Mapping[str, Any] | None = None
+) -> SamplingPlan:
+    """The sampler from ``[sampler]`` (or ``sampler_config``) with its noise levels and chain starts.
+
+    A sampler that takes ``sigmas`` and got none uses the objective's training levels (largest
+    first). Other samplers on a noise-conditional model run at the smallest training σ. Chains
+    start at scale ``init_sigma``: the sampler's largest σ, else the largest training σ, else 1.
+    """
+    cfg = dict(sampler_config if sampler_config is not None else comps.config["sampler"])
+    name = cfg.pop("name")
+    count = int(n if n is not None else cfg.get("n_samples", 2000))
+    cfg.pop("n_samples", None)
+    batch = int(cfg.pop("batch_size", None) or count)
+    init_sigma = cfg.pop("init_sigma", None)
+    if count < 1:
+        raise ConfigError(f"the number of samples must be positive, got {count}")
+    cls = lookup(SAMPLERS, name, "sampler")
+    train_sigmas = comps.training_sigmas
+    if accepts(cls, "sigmas") and "sigmas" not in cfg:
+        if train_sigmas is None:
+            raise ConfigError(
+                f"sampler {name!r} needs 'sigmas' in [sampler]: the objective has no noise levels to reuse"
+            )
+        cfg["sigmas"] = train_sigmas.tolist()
+    sampler: Sampler = call_factory("sampler", name, cls, internal=("space",), space=comps.bundle.space, **cfg)
+
+    own = getattr(sampler, "sigmas", None)
+    run_sigma: float | None = None
+    if own is None and getattr(comps.model, "noise_conditional", False):
+        if train_sigmas is None:
+            raise ConfigError("the model is noise-conditional but the objective has no noise levels to sample at")
+        run_sigma = float(train_sigmas[-1])
+    if init_sigma is None:
+        if own is not None:
+            init_sigma = float(max(own))
+        elif train_sigmas is not None:
+            init_sigma = float(train_sigmas[0])
+        else:
+            init_sigma = 1.0
+    return SamplingPlan(name, sampler, count, batch, float(init_sigma), run_sigma, cfg)
+
+
+def draw_samples(
+    model: EnergyModel,
+    comps: Components,
+    n: int | None = None,
+    sampler_config: Mapping[str, Any] | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Sample, dict[str, Any]]:
+    """Draw ``n`` samples (default ``[sampler] n_samples``) from ``model`` as planned by :func:`plan_sampling`.
+
+    Chains start from ``plugin.prior(n, example, init_sigma)`` (default: ``init_sigma`` × noise in the
+    data's space). The random state is reseeded with ``train.seed``, so sampling from a checkpoint
+    repeats the samples of the run. Returns the samples (on the CPU) and the timing.
+    """
+    plan = plan_sampling(comps, n, sampler_config)
+    name, sampler, count, batch = plan.name, plan.sampler, plan.n, plan.batch_size
+    init_sigma, run_sigma, cfg = plan.init_sigma, plan.sigma, plan.options
+
+    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
+    model = model.to(device).eval()
+    seed_everything(int(comps.config["train"]["seed"]))
+    chunks = []
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for start in range(0, count, batch):
+        m = min(batch, count - start)
+        x0 = tree.to_device(_prior(comps, m, float(init_sigma)), device)
+        chunks.append(tree.to_device(sampler.run(model, x0, run_sigma), "cpu"))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - t0
+    samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
+    info = {
+        "sampler": name,
+        "options": {k: v for k, v in cfg.items()},
+        "n_samples": count,
+        "batch_size": batch,
+        "init_sigma": float(init_sigma),
+        "sigma": run_sigma,
+        "wall_time_s": round(wall, 4),
+        "samples_per_s": round(count / wall, 2) if wall > 0 else None,
+        "device": str(device),
+        "stats": dict(getattr(sampler, "last_stats", {}) or {}),
+    }
+    return samples, info
+
+
+def build_metrics(comps: Components, metrics: list[Any] | None = None) -> list[Metric]:
+    """The plugin's metrics named in ``[evaluate] metrics``, plus ΔT (:class:`StatisticGap`) if not among them."""
+    items = list(comps.config["evaluate"].get("metrics", []) if metrics is None else metrics)
+    built: list[Metric] = []
+    for item in items:
+        name, opts = entry(item, "metric")
+        factory = lookup(comps.plugin.metrics, name, "metric", comps.plugin.name)
+        built.append(call_factory("metric", name, factory, comps.eval_statistics, internal=("statistics",), **opts))
+    if not any(isinstance(m, StatisticGap) for m in built):
+        built.insert(0, StatisticGap(comps.eval_statistics))
+    return built
+
+
+def evaluate(samples: Sample, comps: Components, metrics: list[Any] | None = None) -> dict[str, float]:
+    """The configured metrics against the reference data, always including ΔT per statistic.
+
+    ΔT covers the trained statistics, ``[evaluate] statistics`` and the plugin's default
+    statistics, so a vanilla model reports ΔT for the statistics a hybrid model would use.
+    """
+    built = build_metrics(comps, metrics)
+    samples = tree.to_device(samples, "cpu")
+    reference = tree.to_device(comps.reference, "cpu")
+    out: dict[str, float] = {}
+    for m in built:
+        m.update(samples, reference)
+        out.update(m.compute())
+    return out
+
+
+def delta_t_of(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{statistic: ΔT}`` from a metrics dict."""
+    return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("delta_t/")}
+
+
+def write_outputs(samples: Sample, comps: Components, out_dir: str | Path) -> tuple[list[str], list[str]]:
+    """``plugin.write_samples`` (else ``samples.pt``); returns ``(paths, notes)`` with its warnings as notes."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if comps.plugin.write_samples is not None:
+            paths = [str(p) for p in comps.plugin.write_samples(samples, out, comps.bundle)]
+        else:
+            torch.save(samples, out / "samples.pt")
+            paths = [str(out / "samples.pt")]
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    return paths, notes
+
+
+# --------------------------------------------------------------------------- reports
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, (Path, torch.device, torch.dtype)):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_jsonable(data), f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def environment() -> dict[str, Any]:
+    """Versions and time for reports."""
+    return {
+        "hebm_version": hebm_core.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _dataset_info(comps: Components) -> dict[str, Any]:
+    info = dict(comps.bundle.info)
+    info.setdefault("n_train", tree.batch_size(comps.bundle.train))
+    if comps.bundle.test is not None:
+        info.setdefault("n_test", tree.batch_size(comps.bundle.test))
+    info["space"] = repr(comps.bundle.space)
+    return info
+
+
+def report(
+    comps: Components,
+    model: torch.nn.Module,
+    summary: Mapping[str, Any] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    files: list[str] | None = None,
+    notes: list[str] | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """The report dict (see :func:`run`)."""
+    out: dict[str, Any] = {
+        **environment(),
+        "device": device or (summary or {}).get("device"),
+        "config": comps.config,
+        "dataset": _dataset_info(comps),
+        "statistics": {
+            "trained": [s.name for s in comps.statistics],
+            "evaluated": [s.name for s in comps.eval_statistics],
+        },
+        "eta": eta_of(model),
+    }
+    if summary is not None:
+        out["training"] = dict(summary)
+    if sampling is not None:
+        out["sampling"] = dict(sampling)
+    if metrics is not None:
+        out["metrics"] = dict(metrics)
+        out["delta_t"] = delta_t_of(metrics)
+    out["files"] = list(files or [])
+    out["notes"] = list(comps.notes) + list(notes or [])
+    return out
+
+
+def run(
+    config: Mapping[str, Any],
+    out_dir: str | Path,
+    resume: bool | str | Path = False,
+    registry: PluginRegistry | None = None,
+    train_only: bool = False,
+) -> dict[str, Any]:
+    """Train, sample, evaluate; write ``report.json`` and the plugin's samples + picture to ``out_dir``.
+
+    ``report.json`` holds the resolved config, dataset info, η per statistic, the training summary,
+    sampling wall time and samples/s, the metrics (ΔT per statistic among them), the device, torch
+    and hebm versions and a timestamp. Under ``torchrun`` only rank 0 samples and writes.
+    """
+    out = Path(out_dir)
+    comps = build(config, registry)
+    if not train_only:  # a bad sampler or metric option should fail now, not after training
+        plan_sampling(comps)
+        build_metrics(comps)
+    trainer, summary = train(comps, out, resume)
+    model = trainer.sampling_model()
+    if not trainer.is_main:  # under torchrun: rank 0 samples and writes
+        return {"training": summary, "rank": trainer.rank}
+    if train_only:
+        rep = report(comps, model, summary)
+    else:
+        samples, sampling = draw_samples(model, comps)
+        metrics = evaluate(samples, comps)
+        files, notes = write_outputs(samples, comps, out)
+        rep = report(comps, model, summary, sampling, metrics, files, notes)
+    rep["files"].append(str(out / "report.json"))
+    write_json(out / "report.json", rep)
+    return rep
+
+
+def compare(config: Mapping[str, Any], out_dir: str | Path, registry: PluginRegistry | None = None) -> dict[str, Any]:
+    """Vanilla (``statistics = []``) against hybrid (the configured statistics): same seed, model and budget.
+
+    Runs both into ``out_dir/vanilla`` and ``out_dir/hybrid`` and writes ``compare.json`` with their
+    metrics side by side and, per statistic, ``delta_t_reduction_pct = 100·(ΔT_vanilla − ΔT_hybrid)/ΔT_vanilla``
+    (positive: the hybrid model matches the statistic better).
+    """
+    registry = registry or get_registry()
+    hybrid_cfg = validate(copy.deepcopy(dict(config)), registry)
+    if not hybrid_cfg.get("statistics"):
+        raise ConfigError(
+            "compare needs at least one statistic for the hybrid model (statistics = [...] or --statistic)"
+        )
+    vanilla_cfg = copy.deepcopy(hybrid_cfg)
+    vanilla_cfg["statistics"] = []
+    evaluated = _unique_entries(list(hybrid_cfg["statistics"]) + list(hybrid_cfg["evaluate"].get("statistics", [])))
+    for cfg in (vanilla_cfg, hybrid_cfg):
+        cfg["evaluate"]["statistics"] = evaluated
+    out = Path(out_dir)
+    reports = {
+        "vanilla": run(vanilla_cfg, out / "vanilla", registry=registry),
+        "hybrid": run(hybrid_cfg, out / "hybrid", registry=registry),
+    }
+    if any("rank" in r for r in reports.values()):
+        return reports
+    v, h = reports["vanilla"], reports["hybrid"]
+    keys = sorted(set(v.get("metrics", {})) | set(h.get("metrics", {})))
+    side = {k: {"vanilla": v.get("metrics", {}).get(k), "hybrid": h.get("metrics", {}).get(k)} for k in keys}
+    delta = {}
+    for stat in sorted(set(v.get("delta_t", {})) & set(h.get("delta_t", {}))):
+        dv, dh = v["delta_t"][stat], h["delta_t"][stat]
+        delta[stat] = {
+            "vanilla": dv,
+            "hybrid": dh,
+            "delta_t_reduction_pct": round(100 * (dv - dh) / dv, 2) if dv > 0 else None,
+        }
+    result = {
+        **environment(),
+        "config": hybrid_cfg,
+        "statistics": [entry(s, "statistic")[0] for s in hybrid_cfg["statistics"]],
+        "eta": h.get("eta", {}),
+        "delta_t": delta,
+        "metrics": side,
+        "training": {"vanilla": v.get("training"), "hybrid": h.get("training")},
+        "sampling": {"vanilla": v.get("sampling"), "hybrid": h.get("sampling")},
+        "runs": {"vanilla": str(out / "vanilla"), "hybrid": str(out / "hybrid")},
+    }
+    write_json(out / "compare.json", result)
+    return result
+
+
+# --------------------------------------------------------------------------- from a checkpoint
+def load_run(
+    checkpoint: str | Path,
+    device: str = "auto",
+    registry: PluginRegistry | None = None,
+    ema: bool = True,
+) -> tuple[Components, EnergyModel]:
+    """Rebuild the components from the checkpoint's spec and load its (EMA) weights onto ``device``."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    payload = load_checkpoint(path, map_location="cpu")
+    spec = payload.get("spec") if isinstance(payload, Mapping) else None
+    if not isinstance(spec, Mapping):
+        raise CheckpointError(f"{path}: checkpoint holds no run spec; it was not written by the hebm trainer")
+    comps = build(spec, registry)
+    load_model_state(comps.model, payload, ema=ema)
+    if hasattr(comps.objective, "load_state_dict") and isinstance(payload.get("objective"), Mapping):
+        try:
+            comps.objective.load_state_dict(payload["objective"])
+        except (RuntimeError, KeyError):
+            comps.notes.append("objective state in the checkpoint did not load; using the configured one")
+    try:
+        target = resolve_device(device)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    model = comps.model.to(target).eval()
+    return comps, model
+
+
+def sample_from_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    n: int | None = None,
+    sampler: str | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    registry: PluginRegistry | None = None,
+) -> dict[str, Any]:
+    """Samples (and the picture) from a checkpoint into ``out_dir``; writes ``sample_report.json``."""
+    comps, model = load_run(checkpoint, device, registry)
+    scfg = _sampler_config(comps, sampler, sampler_options)
+    samples, info = draw_samples(model, comps, n=n, sampler_config=scfg)
+    files, notes = write_outputs(samples, comps, out_dir)
+    rep = report(comps, model, sampling=info, files=files, notes=notes, device=info["device"])
+    rep["checkpoint"] = str(checkpoint)
+    rep["files"].append(str(Path(out_dir) / "sample_report.json"))
+    write_json(Path(out_dir) / "sample_report.json", rep)
+    return rep
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    n: int | None = None,
+    sampler: str | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    registry: PluginRegistry | None = None,
+) -> dict[str, Any]:
+    """Sample from a checkpoint and compute the metrics (ΔT per statistic included); writes ``metrics.json``."""
+    comps, model = load_run(checkpoint, device, registry)
+    scfg = _sampler_config(comps, sampler, sampler_options)
+    samples, info = draw_samples(model, comps, n=n, sampler_config=scfg)
+    metrics = evaluate(samples, comps)
+    rep = report(comps, model, sampling=info, metrics=metrics, device=info["device"])
+    rep["checkpoint"] = str(checkpoint)
+    rep["files"].append(str(Path(out_dir) / "metrics.json"))
+    write_json(Path(out_dir) / "metrics.json", rep)
+    return rep
+
+
+def _sampler_config(comps: Components, name: str | None, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The checkpoint's [sampler], or a fresh one for another sampler name, with ``options`` merged in."""
+    cfg = dict(comps.config["sampler"])
+    if name is not None and name != cfg.get("name"):
+        cfg = {"name": name, "n_samples": cfg.get("n_samples", 2000)}
+    cfg.update(options or {})
+    lookup(SAMPLERS, cfg["name"], "sampler")
+    return cfg

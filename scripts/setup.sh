@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv in the repository root (if missing) and install hebm-core into it, editable.
+# torch is installed only when `import torch` fails in that venv, pinned to the CPU build
+# (an unpinned torch would pull several GB of CUDA wheels); a CUDA torch already there stays.
+# Override the pin with HEBM_TORCH_SPEC (e.g. HEBM_TORCH_SPEC="torch==2.13.0 --index-url ...").
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+TORCH_SPEC="${HEBM_TORCH_SPEC:-torch==2.13.0}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV with $("$PYTHON" --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+    echo "setup: installing $TORCH_SPEC"
+    # shellcheck disable=SC2086  # the spec may carry pip options on purpose
+    "$PY" -m pip install --quiet $TORCH_SPEC
+fi
+
+# Re-install only when pyproject.toml changed since the last successful setup.
+STAMP="$VENV/.hebm-setup-stamp"
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || ! "$PY" -c "import hebm_core, pytest, ruff, matplotlib" >/dev/null 2>&1; then
+    echo "setup: pip install -e .[plot,test]"
+    "$PY" -m pip install --quiet -e ".[plot,test]"
+    touch "$STAMP"
+fi
+echo "setup: ready ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,209 @@
+"""The ``hebm`` command: one-line errors with exit status 2, and a tiny run -> sample -> evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hebm_core.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+#: training options small enough for a few seconds on two cores
+TINY_TRAIN = [
+    "--steps", "40",
+    "--device", "cpu",
+    "--set", "data.n=1000",
+    "--set", "data.n_test=400",
+    "--set", "model.hidden=32",
+    "--set", "objective.n_sigmas=4",
+    "--set", "sampler.steps_per_sigma=10",
+    "--set", "train.ema_decay=0.9",
+    "--set", "train.log_every=10",
+    "--set", "train.tensorboard=false",
+]  # fmt: skip
+TINY = [*TINY_TRAIN, "--n", "200"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is much faster than two contending ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def hebm(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc: int, err: str, *fragments: str) -> None:
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hebm: error: ")
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One tiny hybrid run (the toy defaults: rings + radius), shared by the tests below."""
+    out = tmp_path_factory.mktemp("run")
+    config = out / "run.toml"
+    config.write_text('plugin = "toy"\nstatistics = ["radius"]\n[data]\nname = "rings"\n[evaluate]\nmetrics = ["mmd"]')
+    assert main(["run", "--config", str(config), "--out", str(out), *TINY]) == 0
+    return out
+
+
+# --------------------------------------------------------------------------- errors
+def test_unknown_plugin(capsys):
+    rc, _, err = hebm(capsys, "train", "--plugin", "nope")
+    assert_one_line_error(rc, err, "unknown plugin 'nope'", "known:", "toy")
+
+
+def test_unknown_dataset(capsys):
+    rc, _, err = hebm(capsys, "run", "--dataset", "spiral")
+    assert_one_line_error(rc, err, "unknown dataset 'spiral' in plugin 'toy'", "rings")
+
+
+def test_unknown_statistic(capsys):
+    rc, _, err = hebm(capsys, "train", "--statistic", "radius", "--statistic", "curvature")
+    assert_one_line_error(rc, err, "unknown statistic 'curvature'", "radius, sin_sum, square")
+
+
+def test_malformed_toml(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('plugin = "toy"\n[train]\nsteps = = 3\n')
+    rc, _, err = hebm(capsys, "train", "--config", bad)
+    assert_one_line_error(rc, err, "bad.toml: malformed TOML", "line 3")
+
+
+def test_missing_config_file(capsys, tmp_path):
+    rc, _, err = hebm(capsys, "run", "--config", tmp_path / "absent.toml")
+    assert_one_line_error(rc, err, "config file not found", "absent.toml")
+
+
+def test_bad_sampler_option_fails_before_training(capsys, tmp_path):
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path, "--set", "sampler.step=3", *TINY)
+    assert_one_line_error(rc, err, "bad option for sampler 'annealed_langevin': unexpected 'step'", "steps_per_sigma")
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_truncated_checkpoint(capsys, run_dir, tmp_path):
+    data = (run_dir / "checkpoint.pt").read_bytes()
+    broken = tmp_path / "checkpoint.pt"
+    broken.write_bytes(data[: len(data) // 2])
+    for command in ("sample", "evaluate"):
+        rc, _, err = hebm(capsys, command, "--checkpoint", broken, "--out", tmp_path / command)
+        assert_one_line_error(rc, err, str(broken), "truncated or corrupted")
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "hebm_core.cli", "run", "--objective", "dsn"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "hebm: error: unknown objective 'dsn'; known: cd, dsm, esm, nce, pcd, ssm"
+    ]
+
+
+# --------------------------------------------------------------------------- end to end
+def test_run_writes_report_samples_and_picture(run_dir):
+    rep = json.loads((run_dir / "report.json").read_text())
+    assert isinstance(rep["eta"]["radius"], float)
+    assert rep["statistics"] == {"trained": ["radius"], "evaluated": ["radius"]}
+    assert rep["delta_t"]["radius"] == rep["metrics"]["delta_t/radius"] >= 0
+    assert "mmd" in rep["metrics"]
+    assert rep["training"]["steps"] == 40
+    assert rep["sampling"]["n_samples"] == 200 and rep["sampling"]["samples_per_s"] > 0
+    assert rep["sampling"]["options"]["sigmas"] == pytest.approx(sorted(rep["sampling"]["options"]["sigmas"])[::-1])
+    assert rep["config"]["train"]["steps"] == 40 and rep["config"]["data"]["n"] == 1000
+    assert rep["dataset"]["name"] == "rings" and rep["dataset"]["n_train"] == 1000
+    for key in ("torch_version", "hebm_version", "timestamp", "device"):
+        assert rep[key]
+    assert torch.load(run_dir / "samples.pt").shape == (200, 2)
+    assert (run_dir / "samples.png").read_bytes()[:8] == PNG_MAGIC
+    assert not list(run_dir.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_sample_from_checkpoint(capsys, run_dir, tmp_path):
+    rc, out, err = hebm(capsys, "sample", "--checkpoint", run_dir / "checkpoint.pt", "--n", 50, "--out", tmp_path)
+    assert rc == 0, err
+    assert torch.load(tmp_path / "samples.pt").shape == (50, 2)
+    assert (tmp_path / "samples.png").read_bytes()[:8] == PNG_MAGIC
+    assert "samples.png" in out
+
+
+def test_sampling_from_checkpoint_repeats_the_run(capsys, run_dir, tmp_path):
+    rc, _, err = hebm(capsys, "sample", "--checkpoint", run_dir / "checkpoint.pt", "--out", tmp_path)
+    assert rc == 0, err
+    assert torch.equal(torch.load(tmp_path / "samples.pt"), torch.load(run_dir / "samples.pt"))
+
+
+def test_evaluate_from_checkpoint(capsys, run_dir, tmp_path):
+    rc, out, err = hebm(
+        capsys, "evaluate", "--checkpoint", run_dir / "checkpoint.pt", "--n", 100, "--out", tmp_path,
+        "--sampler", "langevin", "--set", "sampler.n_steps=20", "--set", "sampler.step_size=1e-3",
+    )  # fmt: skip
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(rep["delta_t"]) == {"radius"} and rep["delta_t"]["radius"] >= 0
+    assert "mmd" in rep["metrics"]
+    assert rep["sampling"]["sampler"] == "langevin" and rep["sampling"]["sigma"] == pytest.approx(0.02)  # toy σ_min
+    assert "delta_t: radius=" in out
+
+
+def test_vanilla_run_still_reports_delta_t(capsys, tmp_path):
+    rc, _, err = hebm(capsys, "run", "--no-statistics", "--out", tmp_path, *TINY, "--steps", "5")
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["eta"] == {} and rep["statistics"]["trained"] == []
+    assert "radius" in rep["delta_t"]  # the toy plugin's default statistic
+
+
+def test_compare_vanilla_and_hybrid(capsys, tmp_path):
+    rc, out, err = hebm(capsys, "compare", "--statistic", "square", "--out", tmp_path, *TINY, "--steps", "5")
+    assert rc == 0, err
+    res = json.loads((tmp_path / "compare.json").read_text())
+    assert set(res["delta_t"]) == {"square", "radius"}
+    sq = res["delta_t"]["square"]
+    assert sq["delta_t_reduction_pct"] == pytest.approx(100 * (sq["vanilla"] - sq["hybrid"]) / sq["vanilla"], abs=0.01)
+    assert set(res["eta"]) == {"square"}
+    assert res["metrics"]["delta_t/square"] == {"vanilla": sq["vanilla"], "hybrid": sq["hybrid"]}
+    assert (tmp_path / "vanilla" / "report.json").exists() and (tmp_path / "hybrid" / "samples.png").exists()
+    assert "delta_t square" in out
+
+
+def test_resume_continues_a_finished_run(capsys, run_dir, tmp_path):
+    shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
+    config = run_dir / "run.toml"
+    rc, _, err = hebm(capsys, "train", "--config", config, "--out", tmp_path, "--resume", *TINY_TRAIN, "--steps", 45)
+    assert rc == 0, err
+    training = json.loads((tmp_path / "report.json").read_text())["training"]
+    assert training["steps"] == 45
+    assert round(training["steps_per_s"] * training["wall_time_s"]) == 5  # continued, not restarted
+
+
+def test_without_matplotlib_there_is_a_note_not_a_crash(monkeypatch, tmp_path):
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    comps = pipeline.build(resolve_config(None, {"data": {"name": "moons", "n": 50}}))
+    files, notes = pipeline.write_outputs(comps.bundle.train[:10], comps, tmp_path)
+    assert files == [str(tmp_path / "samples.pt")] and not (tmp_path / "samples.png").exists()
+    assert len(notes) == 1 and "matplotlib is not installed" in notes[0]
