@@ -576,11 +576,13 @@ def load_run(
         raise CheckpointError(f"{path}: checkpoint holds no run spec; it was not written by the hebm trainer")
     comps = build(spec, registry)
     load_model_state(comps.model, payload, ema=ema)
-    if hasattr(comps.objective, "load_state_dict") and isinstance(payload.get("objective"), Mapping):
+    if isinstance(payload.get("objective"), Mapping):
+        # shape-dependent state (PCD's buffer, NCE's fitted noise) exists only after setup()
+        comps.objective.setup(comps.example)
         try:
             comps.objective.load_state_dict(payload["objective"])
-        except (RuntimeError, KeyError):
-            comps.notes.append("objective state in the checkpoint did not load; using the configured one")
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: objective state does not fit the configured objective ({exc})") from None
     try:
         target = resolve_device(device)
     except ValueError as exc:

@@ -32,15 +32,6 @@ TINY_TRAIN = [
 TINY = [*TINY_TRAIN, "--n", "200"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is much faster than two contending ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def hebm(capsys, *argv: str) -> tuple[int, str, str]:
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -165,6 +156,22 @@ def test_evaluate_from_checkpoint(capsys, run_dir, tmp_path):
     assert "mmd" in rep["metrics"]
     assert rep["sampling"]["sampler"] == "langevin" and rep["sampling"]["sigma"] == pytest.approx(0.02)  # toy σ_min
     assert "delta_t: radius=" in out
+
+
+def test_sample_from_a_checkpoint_with_objective_state(capsys, tmp_path):
+    """PCD keeps a replay buffer in its state: the checkpoint's objective state loads back for sampling."""
+    rc, _, err = hebm(
+        capsys, "train", "--objective", "pcd", "--set", "objective.buffer_size=128", "--set", "objective.k=2",
+        "--out", tmp_path / "pcd", "--steps", "5", "--device", "cpu", "--set", "data.n=500",
+        "--set", "train.tensorboard=false",
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = hebm(
+        capsys, "sample", "--checkpoint", tmp_path / "pcd" / "checkpoint.pt", "--n", 20, "--out", tmp_path / "s",
+        "--sampler", "langevin", "--set", "sampler.n_steps=5",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert torch.load(tmp_path / "s" / "samples.pt").shape == (20, 2)
 
 
 def test_vanilla_run_still_reports_delta_t(capsys, tmp_path):
