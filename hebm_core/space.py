@@ -1,8 +1,10 @@
-"""Where samples live: how to draw noise in the space and how to project back onto it.
+"""Where samples live: how to draw noise in the space, which directions a step may take, and how
+to project a point back onto it.
 
-Objectives and samplers never call ``torch.randn_like`` on a sample directly; they ask the
-space. The default is plain Euclidean space over every state leaf. A domain with constraints
-supplies its own (symmetric adjacency noise and node masks for graphs, a box for pixels).
+Objectives and samplers never call ``torch.randn_like`` on a sample directly, nor move along a raw
+score; they ask the space. The default is plain Euclidean space over every state leaf. A domain
+with constraints supplies its own: for graphs, noise and scores symmetric in the adjacency and zero
+on padded nodes; for pixels, a box.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ class Space:
     def noise_like(self, x: Sample) -> Sample:
         """Standard normal noise shaped like ``x``, respecting the space's structure."""
         return tree.randn_like(x)
+
+    def tangent(self, v: Sample) -> Sample:
+        """Restrict a direction (a score, a momentum) to the moves the space allows (identity here).
+
+        Samplers apply it to every score before a step and score matching to the model's score
+        before the loss, so a network need not be symmetric or mask-aware by construction.
+        """
+        return v
 
     def project(self, x: Sample) -> Sample:
         """Map ``x`` back onto the space (identity unless a box is set)."""

@@ -48,6 +48,7 @@ class DenoisingScoreMatching(Objective):
         z = self.space.noise_like(x)
         xt = tree.tree_map(lambda a, n: a + _bcast(sig, a) * n, x, z)
         _, s = energy_and_score(model, xt, sig, create_graph=True)
+        s = self.space.tangent(s)
         resid = tree.tree_map(lambda sc, n: _bcast(sig, sc) * sc + n, s, z)
         loss = 0.5 * tree.batch_dot(resid, resid).mean()
         return ObjectiveOutput(loss, {"dsm": float(loss.detach())})
@@ -80,6 +81,7 @@ class SlicedScoreMatching(Objective):
         xg = tree.with_grad(x)
         sig = _sigma(self.sigma, xg)
         _, s = energy_and_score(model, xg, sig, create_graph=True)
+        s = self.space.tangent(s)
         v = self.space.noise_like(xg)
         if self.distribution == "rademacher":
             v = tree.tree_map(torch.sign, v)

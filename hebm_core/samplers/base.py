@@ -84,9 +84,10 @@ class Sampler(ABC):
             return sigma.to(device=leaf.device, dtype=leaf.dtype)
         return torch.full((leaf.shape[0],), float(sigma), dtype=leaf.dtype, device=leaf.device)
 
-    @staticmethod
-    def evaluate(energy: EnergyFn, x: Sample, sigma: Tensor | None) -> tuple[Tensor, Sample]:
-        return energy_and_score(energy, x, sigma, create_graph=False)
+    def evaluate(self, energy: EnergyFn, x: Sample, sigma: Tensor | None) -> tuple[Tensor, Sample]:
+        """Energy and score at ``x``, the score restricted to the space's allowed directions."""
+        e, s = energy_and_score(energy, x, sigma, create_graph=False)
+        return e, self.space.tangent(s)
 
     @contextmanager
     def progress_bar(self, total: int, desc: str) -> Iterator[tqdm]:
