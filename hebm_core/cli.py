@@ -111,6 +111,13 @@ def _print_report(rep: dict[str, Any]) -> None:
     other = {k: v for k, v in (rep.get("metrics") or {}).items() if "/" not in k}
     if other:
         _out("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in other.items()))
+    ll = rep.get("log_likelihood")
+    if ll:
+        ais = ll["ais"]
+        _out(
+            f"nll:     {_fmt(ll['nll_nats'])} nats = {_fmt(ll['bits_per_dim'])} bits/dim (log Z "
+            f"{_fmt(ais['log_z'])} ± {_fmt(ais['log_z_stderr'])} by AIS, ESS {_fmt(ais['ess'])}/{ais['n_chains']})"
+        )
     for note in rep.get("notes", []):
         _out(f"note: {note}")
     for f in rep.get("files", []):
@@ -183,31 +190,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """Samples on disk and a picture from a checkpoint."""
     from hebm_core import pipeline
 
-    out = args.out or _default_out(args.checkpoint, "sample")
-    rep = pipeline.sample_from_checkpoint(
-        args.checkpoint,
-        out,
-        n=args.n,
-        sampler=args.sampler,
-        sampler_options=_sampler_options(args.set),
-        device=args.device,
-    )
-    _print_report(rep)
-    return 0
+    return _from_checkpoint(args, pipeline.sample_from_checkpoint, "sample")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Metrics (ΔT per statistic among them) of fresh samples from a checkpoint, as JSON."""
+    """Metrics (ΔT per statistic among them) of fresh samples from a checkpoint, as JSON; ``--nll`` adds AIS."""
     from hebm_core import pipeline
 
-    out = args.out or _default_out(args.checkpoint, "evaluate")
-    rep = pipeline.evaluate_checkpoint(
+    nll = {"n_chains": args.ais_chains, "n_temps": args.ais_temps} if args.nll else None
+    return _from_checkpoint(args, pipeline.evaluate_checkpoint, "evaluate", nll=nll)
+
+
+def _from_checkpoint(args: argparse.Namespace, fn: Callable[..., dict], leaf: str, **extra: Any) -> int:
+    out = args.out or _default_out(args.checkpoint, leaf)
+    rep = fn(
         args.checkpoint,
         out,
         n=args.n,
         sampler=args.sampler,
         sampler_options=_sampler_options(args.set),
         device=args.device,
+        **extra,
     )
     _print_report(rep)
     return 0
@@ -254,6 +257,12 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: next to the run)")
 
 
+def _add_nll_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nll", action="store_true", help="also estimate the test NLL and bits/dim (log Z by AIS)")
+    p.add_argument("--ais-chains", type=int, default=256, metavar="N", help="AIS chains (default 256)")
+    p.add_argument("--ais-temps", type=int, default=1000, metavar="N", help="AIS temperatures (default 1000)")
+
+
 #: name -> (function, argument adder, help)
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
     "plugins": (
@@ -263,7 +272,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     ),
     "train": (cmd_train, lambda p: (_add_config_args(p, False), _add_resume(p)), "train a model"),
     "sample": (cmd_sample, _add_checkpoint_args, "draw samples from a checkpoint"),
-    "evaluate": (cmd_evaluate, _add_checkpoint_args, "metrics of samples from a checkpoint"),
+    "evaluate": (
+        cmd_evaluate,
+        lambda p: (_add_checkpoint_args(p), _add_nll_args(p)),
+        "metrics of samples from a checkpoint (--nll: test NLL by AIS)",
+    ),
     "run": (
         cmd_run,
         lambda p: (_add_config_args(p, True), _add_resume(p)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -214,3 +215,33 @@ def test_without_matplotlib_there_is_a_note_not_a_crash(monkeypatch, tmp_path):
     files, notes = pipeline.write_outputs(comps.bundle.train[:10], comps, tmp_path)
     assert files == [str(tmp_path / "samples.pt")] and not (tmp_path / "samples.png").exists()
     assert len(notes) == 1 and "matplotlib is not installed" in notes[0]
+
+
+def test_evaluate_nll_by_ais_matches_the_exact_gaussian_likelihood(capsys, tmp_path):
+    """A learnable Gaussian energy has a closed-form log Z: `evaluate --nll` must reproduce its test NLL."""
+    from hebm_core.checkpoint import load_checkpoint
+    from hebm_core.models import GaussianEnergy
+    from hebm_core.toy.datasets import gaussian
+
+    rc, _, err = hebm(
+        capsys, "train", "--dataset", "gaussian", "--model", "gaussian", "--objective", "ssm", "--no-statistics",
+        "--steps", "300", "--device", "cpu", "--set", "data.dim=3", "--set", "train.lr=0.02",
+        "--set", "train.tensorboard=false", "--out", tmp_path / "g",
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, out, err = hebm(
+        capsys, "evaluate", "--checkpoint", tmp_path / "g" / "checkpoint.pt", "--n", 100, "--nll",
+        "--ais-chains", 256, "--ais-temps", 300, "--sampler", "mala", "--set", "sampler.n_steps=20",
+        "--out", tmp_path / "ev",
+    )  # fmt: skip
+    assert rc == 0, err
+    ll = json.loads((tmp_path / "ev" / "metrics.json").read_text())["log_likelihood"]
+    model = GaussianEnergy(dim=3, learnable=True)
+    payload = load_checkpoint(tmp_path / "g" / "checkpoint.pt")
+    model.load_state_dict({k.removeprefix("module."): v for k, v in payload["ema"].items() if k != "n_averaged"})
+    test = gaussian(dim=3).test.float()
+    with torch.no_grad():
+        exact = float(model.energy(test).mean() + model.log_partition())
+    assert abs(ll["nll_nats"] - exact) < 0.05, (ll, exact)
+    assert ll["bits_per_dim"] == pytest.approx(ll["nll_nats"] / (3 * math.log(2)))
+    assert "bits/dim" in out

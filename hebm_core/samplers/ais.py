@@ -142,7 +142,9 @@ def _log_mean_exp(v: Tensor) -> float:
 def _bootstrap_stderr(log_w: Tensor, n: int, generator: torch.Generator | None) -> float:
     if n < 2:
         return float("nan")
-    idx = torch.randint(0, log_w.numel(), (n, log_w.numel()), generator=generator, device="cpu").to(log_w.device)
+    if generator is not None and generator.device.type != "cpu":
+        generator = None  # the resampling indices are drawn on the CPU
+    idx = torch.randint(0, log_w.numel(), (n, log_w.numel()), generator=generator).to(log_w.device)
     est = torch.logsumexp(log_w[idx], 1) - math.log(log_w.numel())
     return float(est.std())
 
