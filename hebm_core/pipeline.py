@@ -636,9 +636,7 @@ def sample_from_checkpoint(
     registry: PluginRegistry | None = None,
 ) -> dict[str, Any]:
     """Samples (and the picture) from a checkpoint into ``out_dir``; writes ``sample_report.json``."""
-    comps, model = load_run(checkpoint, device, registry)
-    scfg = _sampler_config(comps, sampler, sampler_options)
-    samples, info = draw_samples(model, comps, n=n, sampler_config=scfg)
+    comps, model, samples, info = _sample_checkpoint(checkpoint, n, sampler, sampler_options, device, registry)
     files, notes = write_outputs(samples, comps, out_dir)
     rep = report(comps, model, sampling=info, files=files, notes=notes, device=info["device"])
     rep["checkpoint"] = str(checkpoint)
@@ -661,9 +659,7 @@ def evaluate_checkpoint(
 
     ``nll`` (options of :func:`log_likelihood`, ``{}`` for its defaults) adds the test NLL by AIS.
     """
-    comps, model = load_run(checkpoint, device, registry)
-    scfg = _sampler_config(comps, sampler, sampler_options)
-    samples, info = draw_samples(model, comps, n=n, sampler_config=scfg)
+    comps, model, samples, info = _sample_checkpoint(checkpoint, n, sampler, sampler_options, device, registry)
     metrics = evaluate(samples, comps)
     rep = report(comps, model, sampling=info, metrics=metrics, device=info["device"])
     if nll is not None:
@@ -672,6 +668,21 @@ def evaluate_checkpoint(
     rep["files"].append(str(Path(out_dir) / "metrics.json"))
     write_json(Path(out_dir) / "metrics.json", rep)
     return rep
+
+
+def _sample_checkpoint(
+    checkpoint: str | Path,
+    n: int | None,
+    sampler: str | None,
+    sampler_options: Mapping[str, Any] | None,
+    device: str,
+    registry: PluginRegistry | None,
+) -> tuple[Components, EnergyModel, Sample, dict[str, Any]]:
+    """Rebuild a run from its checkpoint and draw samples with its (or the given) sampler."""
+    comps, model = load_run(checkpoint, device, registry)
+    scfg = _sampler_config(comps, sampler, sampler_options)
+    samples, info = draw_samples(model, comps, n=n, sampler_config=scfg)
+    return comps, model, samples, info
 
 
 def _sampler_config(comps: Components, name: str | None, options: Mapping[str, Any] | None) -> dict[str, Any]:
