@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from hebm_core import tree
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
@@ -45,8 +46,7 @@ class StatisticGap(Metric):
                 t = s(x).double().sum(0).cpu()
                 acc = self._acc[which]
                 acc[s.name] = acc.get(s.name, 0) + t
-        leaf = x if isinstance(x, Tensor) else next(v for v in torch.utils._pytree.tree_leaves(x))
-        self._counts[which] += leaf.shape[0]
+        self._counts[which] += tree.batch_size(x)
 
     def update(self, samples: Sample, reference: Sample | None = None) -> None:
         self._add("model", samples)

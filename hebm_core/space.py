@@ -9,8 +9,6 @@ on padded nodes; for pixels, a box.
 
 from __future__ import annotations
 
-import torch
-
 from hebm_core import tree
 from hebm_core.tree import Sample
 
@@ -52,7 +50,3 @@ class Space:
 
 EUCLIDEAN = Space()
 
-
-def gaussian_prior(shape: tuple[int, ...], std: float = 1.0, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Initial points for samplers: N(0, std²) of ``shape``."""
-    return torch.randn(shape, device=device) * std

@@ -35,3 +35,19 @@ def anisotropic_gaussian(dim=10, seed=0):
     cov = q @ torch.diag(stds**2) @ q.T
     mean = torch.linspace(-1, 1, dim)
     return mean, torch.linalg.inv(cov), cov
+
+
+def assert_state_equal(a, b, where: str = "") -> None:
+    """Recursive ``torch.equal`` over (nested) state dicts, lists and scalars."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensors differ at {where}"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"keys differ at {where}: {set(a) ^ set(b)}"
+        for k in a:
+            assert_state_equal(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"lengths differ at {where}"
+        for i, (u, v) in enumerate(zip(a, b)):
+            assert_state_equal(u, v, f"{where}[{i}]")
+    else:
+        assert a == b, f"{a!r} != {b!r} at {where}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from _util import assert_state_equal
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 
@@ -34,21 +35,6 @@ def launch(mode: str, out: Path) -> list[dict]:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return [json.loads((out / f"result_rank{r}.json").read_text()) for r in range(2)]
-
-
-def assert_state_equal(a, b, where: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"tensors differ at {where}"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"keys differ at {where}"
-        for k in a:
-            assert_state_equal(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"lengths differ at {where}"
-        for i, (u, v) in enumerate(zip(a, b)):
-            assert_state_equal(u, v, f"{where}[{i}]")
-    else:
-        assert a == b, f"{a!r} != {b!r} at {where}"
 
 
 def test_ddp_gradient_equals_single_process_gradient_of_the_global_batch(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _util import assert_state_equal
 
 from hebm_core.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
 from hebm_core.hybrid import HybridEnergy
@@ -74,22 +75,6 @@ def interrupt_at(objective, call: int, action: str = "raise"):
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def assert_state_equal(a, b, where: str = "") -> None:
-    """Recursive ``torch.equal`` over (nested) state dicts."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensors differ at {where}"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"keys differ at {where}: {set(a) ^ set(b)}"
-        for k in a:
-            assert_state_equal(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"lengths differ at {where}"
-        for i, (u, v) in enumerate(zip(a, b)):
-            assert_state_equal(u, v, f"{where}[{i}]")
-    else:
-        assert a == b, f"{a!r} != {b!r} at {where}"
 
 
 # ---------------------------------------------------------------------------------------- resume
