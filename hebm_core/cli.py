@@ -153,7 +153,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = args.out or "runs/compare"
-    res = pipeline.compare(cfg, out)
+    res = pipeline.compare(cfg, out, resume=bool(args.resume))
     for stat, d in res.get("delta_t", {}).items():
         red = d["delta_t_reduction_pct"]
         _out(
@@ -282,7 +282,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
         lambda p: (_add_config_args(p, True), _add_resume(p)),
         "train + sample + evaluate (no arguments: the toy demo into runs/demo)",
     ),
-    "compare": (cmd_compare, lambda p: _add_config_args(p, True), "vanilla vs hybrid, same seed and budget"),
+    "compare": (
+        cmd_compare,
+        lambda p: (
+            _add_config_args(p, True),
+            p.add_argument(
+                "--resume", action="store_true", help="continue both runs from their checkpoints in --out"
+            ),
+        ),
+        "vanilla vs hybrid, same seed and budget",
+    ),
 }
 
 

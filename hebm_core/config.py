@@ -54,8 +54,10 @@ __all__ = [
 
 #: sections naming a factory with ``name`` plus its options
 NAMED_SECTIONS = ("data", "model", "objective", "sampler")
-SECTIONS = (*NAMED_SECTIONS, "train", "evaluate")
+SECTIONS = (*NAMED_SECTIONS, "train", "evaluate", "hybrid")
 TOP_LEVEL_KEYS = ("plugin", "statistics", *SECTIONS)
+#: keys of [hybrid]: how the statistic term scales with the noise level (see HybridEnergy)
+HYBRID_KEYS = ("sigma_power",)
 #: keys of [sampler] that the pipeline consumes (the rest go to the sampler class)
 SAMPLER_RUN_KEYS = ("n_samples", "batch_size", "init_sigma")
 EVALUATE_KEYS = ("metrics", "statistics")
@@ -276,6 +278,13 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
     for m in metrics:
         lookup(plugin.metrics, entry(m, "metric")[0], "metric", plugin.name)
     _check_statistics(ev.get("statistics", []), plugin, "[evaluate] statistics")
+
+    hybrid = cfg.get("hybrid", {})
+    for key, value in hybrid.items():
+        if key not in HYBRID_KEYS:
+            raise ConfigError(f"[hybrid] unknown key {key!r}; known: {', '.join(HYBRID_KEYS)}")
+        if not _is_number(value) or value < 0:
+            raise ConfigError(f"[hybrid] {key} must be a number >= 0, got {value!r}")
 
     cfg["train"] = check_train(cfg.get("train", {}))
     order = {k: i for i, k in enumerate(TOP_LEVEL_KEYS)}

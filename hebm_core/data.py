@@ -20,13 +20,16 @@ class DataBundle:
 
     ``train``/``test`` hold every sample with the batch on dim 0 (a tensor, or a tuple/dict of
     tensors for structured samples); ``space`` says how to draw noise in it; ``info`` is recorded
-    in every report (source, sha256, normalisation, counts of skipped rows, ...).
+    in every report (source, sha256, normalisation, counts of skipped rows, ...); ``extras`` holds
+    domain objects the plugin's prior, metrics and writers need but reports do not (SMILES lists,
+    node-count histograms, element tables).
     """
 
     train: Sample
     test: Sample | None = None
     space: Space = EUCLIDEAN
     info: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if tree.batch_size(self.train) == 0:

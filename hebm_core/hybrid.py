@@ -6,8 +6,13 @@ favours large T, a negative η small T (e.g. valency violation ends with η < 0)
 at 0, so an untrained hybrid model is the vanilla model, and a statistic that carries no
 information should stay near 0.
 
-η multiplies ``T(x)`` at every noise level: the statistic is a property of the clean data and
-its gradient is the same field at every σ.
+By default η multiplies ``T(x)`` at every noise level: the statistic is a property of the clean
+data and its gradient is the same field at every σ. A noise-conditional network's score grows
+like 1/σ as σ falls, so a fixed η·∇T fades next to it exactly where samples take their final
+shape, and score matching sets η mostly from the large noise levels. ``sigma_power = p`` scales
+the term as ``η·T(x)·(σ_ref/σ)^p`` instead (σ_ref: the smallest training σ, so η is the weight at
+the end of sampling): p = 2 lets one η give a quadratic statistic the σ-dependence of a
+Gaussian's score, p = 1 the 1/σ of an NCSN-style network.
 """
 
 from __future__ import annotations
@@ -36,8 +41,13 @@ class HybridEnergy(EnergyModel):
         base: EnergyModel,
         statistics: Sequence[Statistic] | Mapping[str, Statistic],
         example: Sample | None = None,
+        sigma_power: float = 0.0,
+        sigma_ref: float = 1.0,
     ) -> None:
         super().__init__()
+        if sigma_power < 0 or sigma_ref <= 0:
+            raise ValueError(f"HybridEnergy: need sigma_power >= 0 and sigma_ref > 0, got {sigma_power}, {sigma_ref}")
+        self.sigma_power, self.sigma_ref = float(sigma_power), float(sigma_ref)
         self.base = base
         self.noise_conditional = base.noise_conditional
         stats = list(statistics.values()) if isinstance(statistics, Mapping) else list(statistics)
@@ -76,7 +86,10 @@ class HybridEnergy(EnergyModel):
         e = self.base.energy(x, sigma)
         if not self.statistics:
             return e
-        return e - self.hybrid_term(x)
+        h = self.hybrid_term(x)
+        if self.sigma_power and sigma is not None:
+            h = h * (self.sigma_ref / sigma.to(h.dtype)).pow(self.sigma_power).expand_as(h)
+        return e - h
 
     def eta_report(self) -> dict[str, float | list[float]]:
         """η per statistic by name (a float for one component, a list otherwise)."""
@@ -87,4 +100,5 @@ class HybridEnergy(EnergyModel):
         return out
 
     def extra_repr(self) -> str:
-        return f"statistics={[s.name for s in self.statistics]}"
+        scale = f", sigma_power={self.sigma_power}, sigma_ref={self.sigma_ref:.4g}" if self.sigma_power else ""
+        return f"statistics={[s.name for s in self.statistics]}{scale}"

@@ -196,7 +196,12 @@ def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> 
         raise ConfigError(
             f"model {mname!r} of plugin {plugin.name!r} returned {type(base).__name__}, not an EnergyModel"
         )
-    model = HybridEnergy(base, statistics, example=example) if statistics else base
+    model = base
+    if statistics:
+        power = float(cfg.get("hybrid", {}).get("sigma_power", 0.0))
+        sigmas = getattr(objective, "sigmas", None)
+        ref = float(sigmas.min()) if power and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
+        model = HybridEnergy(base, statistics, example=example, sigma_power=power, sigma_ref=ref)
     return Components(cfg, plugin, bundle, example, statistics, eval_statistics, model, objective)
 
 
@@ -228,7 +233,7 @@ def train(comps: Components, out_dir: str | Path, resume: bool | str | Path = Fa
 def _prior(comps: Components, n: int, sigma: float) -> Sample:
     """Chain starts: the plugin's prior, else ``sigma`` × noise in the data's space."""
     if comps.plugin.prior is not None:
-        return comps.plugin.prior(n, comps.example, sigma)
+        return comps.plugin.prior(n, comps.bundle, sigma)
     b = tree.batch_size(comps.example)
     like = tree.index(comps.example, torch.arange(n) % b)
     return tree.tree_map(lambda z: z * sigma, comps.bundle.space.noise_like(like))
@@ -299,8 +304,9 @@ def draw_samples(
 ) -> tuple[Sample, dict[str, Any]]:
     """Draw ``n`` samples (default ``[sampler] n_samples``) from ``model`` as planned by :func:`plan_sampling`.
 
-    Chains start from ``plugin.prior(n, example, init_sigma)`` (default: ``init_sigma`` × noise in the
-    data's space). The random state is reseeded with ``train.seed``, so sampling from a checkpoint
+    Chains start from ``plugin.prior(n, bundle, init_sigma)`` (default: ``init_sigma`` × noise in the
+    data's space); the result goes through ``plugin.finalize`` if the plugin has one (timed with the
+    sampling). The random state is reseeded with ``train.seed``, so sampling from a checkpoint
     repeats the samples of the run. Returns the samples (on the CPU) and the timing.
     """
     plan = plan_sampling(comps, n, sampler_config)
@@ -318,10 +324,12 @@ def draw_samples(
         m = min(batch, count - start)
         x0 = tree.to_device(_prior(comps, m, float(init_sigma)), device)
         chunks.append(tree.to_device(sampler.run(model, x0, run_sigma), "cpu"))
+    samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
+    if comps.plugin.finalize is not None:
+        samples = comps.plugin.finalize(samples, comps.bundle)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
-    samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
     info = {
         "sampler": name,
         "options": {k: v for k, v in cfg.items()},
@@ -344,7 +352,11 @@ def build_metrics(comps: Components, metrics: list[Any] | None = None) -> list[M
     for item in items:
         name, opts = entry(item, "metric")
         factory = lookup(comps.plugin.metrics, name, "metric", comps.plugin.name)
-        built.append(call_factory("metric", name, factory, comps.eval_statistics, internal=("statistics",), **opts))
+        if accepts(factory, "bundle"):
+            opts = {**opts, "bundle": comps.bundle}
+        built.append(
+            call_factory("metric", name, factory, comps.eval_statistics, internal=("statistics", "bundle"), **opts)
+        )
     if not any(isinstance(m, StatisticGap) for m in built):
         built.insert(0, StatisticGap(comps.eval_statistics))
     return built
@@ -543,8 +555,12 @@ def run(
     return rep
 
 
-def compare(config: Mapping[str, Any], out_dir: str | Path, registry: PluginRegistry | None = None) -> dict[str, Any]:
+def compare(
+    config: Mapping[str, Any], out_dir: str | Path, registry: PluginRegistry | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Vanilla (``statistics = []``) against hybrid (the configured statistics): same seed, model and budget.
+
+    ``resume`` continues each run from its checkpoint (a finished one only samples and evaluates).
 
     Runs both into ``out_dir/vanilla`` and ``out_dir/hybrid`` and writes ``compare.json`` with their
     metrics side by side and, per statistic, ``delta_t_reduction_pct = 100·(ΔT_vanilla − ΔT_hybrid)/ΔT_vanilla``
@@ -563,8 +579,8 @@ def compare(config: Mapping[str, Any], out_dir: str | Path, registry: PluginRegi
         cfg["evaluate"]["statistics"] = evaluated
     out = Path(out_dir)
     reports = {
-        "vanilla": run(vanilla_cfg, out / "vanilla", registry=registry),
-        "hybrid": run(hybrid_cfg, out / "hybrid", registry=registry),
+        "vanilla": run(vanilla_cfg, out / "vanilla", resume=resume, registry=registry),
+        "hybrid": run(hybrid_cfg, out / "hybrid", resume=resume, registry=registry),
     }
     if any("rank" in r for r in reports.values()):
         return reports

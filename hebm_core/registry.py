@@ -52,8 +52,12 @@ class Plugin:
     - ``datasets``: name -> factory ``(**options) -> DataBundle``
     - ``models``: name -> factory ``(example: Sample, **options) -> EnergyModel``
     - ``statistics``: name -> factory ``(**options) -> Statistic``
-    - ``metrics``: name -> factory ``(statistics: list[Statistic], **options) -> Metric``
-    - ``prior``: ``(n, example, sigma) -> Sample``, where samplers start (default: σ·noise in the space)
+    - ``metrics``: name -> factory ``(statistics: list[Statistic], **options) -> Metric``; a factory that
+      names a ``bundle`` keyword also gets the :class:`DataBundle` (e.g. training SMILES for novelty)
+    - ``prior``: ``(n, bundle, sigma) -> Sample``, where samplers start (default: σ·noise in the space
+      around training examples' structure); e.g. molecular graphs draw node counts from the training data
+    - ``finalize``: ``(samples, bundle) -> Sample``, maps the sampler's continuous output to final samples
+      (e.g. GDSS quantisation of graphs); metrics, ΔT and written files all see its output
     - ``write_samples``: ``(samples, out_dir, bundle) -> list[path]``: samples on disk and a picture
     - ``default_config``: the run configuration used when the user gives none (see :mod:`hebm_core.config`)
     """
@@ -64,7 +68,8 @@ class Plugin:
     models: dict[str, Callable[..., EnergyModel]] = field(default_factory=dict)
     statistics: dict[str, Callable[..., Statistic]] = field(default_factory=dict)
     metrics: dict[str, Callable[..., Metric]] = field(default_factory=dict)
-    prior: Callable[[int, Sample, float], Sample] | None = None
+    prior: Callable[[int, DataBundle, float], Sample] | None = None
+    finalize: Callable[[Sample, DataBundle], Sample] | None = None
     write_samples: Callable[..., list[str]] | None = None
     default_config: dict[str, Any] = field(default_factory=dict)
 

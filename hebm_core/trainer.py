@@ -580,10 +580,11 @@ class Trainer:
         if missing:
             raise CheckpointError(f"checkpoint '{path}' cannot resume training (missing keys: {', '.join(missing)})")
         old = payload.get("config") or {}
+        has_eta = isinstance(getattr(self.model, "eta", None), nn.ParameterDict) and len(self.model.eta) > 0
         changed = [
             f"{k} {old[k]!r} -> {getattr(self.config, k)!r}"
             for k in _TRAJECTORY_OPTIONS
-            if k in old and old[k] != getattr(self.config, k)
+            if k in old and old[k] != getattr(self.config, k) and (k != "eta_lr" or has_eta)  # no η: no effect
         ]
         if changed:
             warnings.warn(
@@ -634,7 +635,8 @@ class Trainer:
 
         ``resume=True`` continues from ``checkpoint_path`` when it exists (else starts fresh); a path
         continues from that file. The summary: ``steps``, ``wall_time_s`` and ``steps_per_s`` of this
-        call, ``final_metrics`` (of the last step), ``eta`` (the trained model's hybrid weights, or
+        call, ``total_train_time_s`` (training seconds over this and the resumed-from runs),
+        ``final_metrics`` (of the last step), ``eta`` (the trained model's hybrid weights, or
         ``None``), ``eta_ema`` (the EMA model's, when EMA is on), ``device`` and ``world_size``.
         """
         cfg = self.config
@@ -698,6 +700,7 @@ class Trainer:
             "steps": self.step,
             "wall_time_s": wall,
             "steps_per_s": done / wall if wall > 0 else 0.0,
+            "total_train_time_s": self._elapsed_before + wall,
             "final_metrics": dict(self.last_metrics),
             "eta": self.model.eta_report() if hasattr(self.model, "eta_report") else None,
             "device": str(self.device),

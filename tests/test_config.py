@@ -106,6 +106,8 @@ def test_merge_replaces_lists_and_recurses_into_tables():
         ("[evaluate]\nmetric = []\n", r"\[evaluate\] unknown key 'metric'; known: metrics, statistics"),
         ("[model]\nname = 3\n", r"\[model\] needs a string 'name', got 3"),
         ('[train]\ndevice = "tpu:7"\n', r"\[train\] unknown device 'tpu:7'"),
+        ("[hybrid]\nsigma_pow = 2\n", r"\[hybrid\] unknown key 'sigma_pow'; known: sigma_power"),
+        ("[hybrid]\nsigma_power = -1\n", r"\[hybrid\] sigma_power must be a number >= 0"),
     ],
 )
 def test_validation_errors_are_one_clear_line(registry, tmp_path, text, message):
@@ -162,3 +164,10 @@ def test_build_noise_conditional_follows_the_objective(registry):
     ssm = pipeline.build(resolve(registry, objective={"name": "ssm"}, statistics=[]), registry)
     assert not ssm.model.noise_conditional
     assert [s.name for s in ssm.eval_statistics] == ["radius"]  # plugin default statistic still evaluated
+
+
+def test_hybrid_sigma_power_refers_to_the_smallest_training_sigma(registry):
+    comps = pipeline.build(resolve(registry, hybrid={"sigma_power": 2}), registry)
+    assert comps.model.sigma_power == 2.0
+    assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
+    assert pipeline.build(resolve(registry), registry).model.sigma_power == 0.0

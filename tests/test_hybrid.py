@@ -27,6 +27,20 @@ def test_starts_vanilla_and_follows_the_sign_convention():
     assert model.eta_report() == {"identity": [0.5, -1.0]}
 
 
+def test_sigma_power_scales_the_statistic_term_with_the_noise_level():
+    base = GaussianEnergy(dim=2)
+    model = HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_power=2, sigma_ref=0.1)
+    with torch.no_grad():
+        model.eta["square"].copy_(torch.tensor([0.5, -1.0]))
+    x = torch.randn(4, 2)
+    sigma = torch.tensor([0.1, 0.2, 1.0, 0.05])
+    term = (x**2 @ torch.tensor([0.5, -1.0])) * (0.1 / sigma) ** 2
+    assert torch.allclose(model.energy(x, sigma), base.energy(x, sigma) - term)
+    assert torch.allclose(model.energy(x), base.energy(x) - x**2 @ torch.tensor([0.5, -1.0]))  # no σ: unscaled
+    with pytest.raises(ValueError, match="sigma_power >= 0"):
+        HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_power=-1)
+
+
 def test_positive_eta_raises_the_statistic_under_the_model():
     """With η > 0 on T = x, a standard Gaussian base shifts its mean to +η (exactly, by completing the square)."""
     torch.manual_seed(0)

@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import random
+import warnings
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,21 @@ def test_resume_flag_without_checkpoint_starts_fresh_and_finished_run_is_a_no_op
     assert result["steps"] == 10 and result["final_metrics"]["loss"] == t.last_metrics["loss"]
     assert_state_equal(before, t2.model.state_dict())
     assert len(read_rows(tmp_path / "metrics.csv")) == 2
+
+
+def test_resuming_with_changed_options_warns_only_when_they_matter(tmp_path):
+    Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=10), out_dir=tmp_path).fit()
+    with pytest.warns(UserWarning, match=r"changed train options \(eta_lr None -> 0.5\)"):
+        Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=12, eta_lr=0.5), out_dir=tmp_path).fit(
+            resume=True
+        )
+    torch.manual_seed(0)
+    vanilla = MLPEnergy(dim=2, hidden=16, depth=2)
+    Trainer(vanilla, OBJECTIVES["dsm"][0](), DATA, make_config(steps=10), out_dir=tmp_path / "v").fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a model without η: eta_lr changes nothing, so no warning
+        t = Trainer(vanilla, OBJECTIVES["dsm"][0](), DATA, make_config(steps=10, eta_lr=0.5), out_dir=tmp_path / "v")
+        assert t.fit(resume=True)["total_train_time_s"] > 0
 
 
 # ---------------------------------------------------------------------------------------- checkpoint files

@@ -1,0 +1,127 @@
+"""Molecular datasets (PyG-style, one file each) and the factories that turn them into a DataBundle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hebm_core.data import DataBundle
+from hebm_mol.datasets.base import MolGraphDataset, default_cache_dir, download_file, sha256_of
+from hebm_mol.datasets.qm9 import QM9, read_smiles_csv
+from hebm_mol.datasets.smiles import SmilesFile, nci_path
+from hebm_mol.graph import GraphSpec
+from hebm_mol.space import GraphSpace
+
+__all__ = [
+    "MolGraphDataset",
+    "QM9",
+    "SmilesFile",
+    "nci_path",
+    "read_smiles_csv",
+    "sha256_of",
+    "download_file",
+    "default_cache_dir",
+    "to_bundle",
+    "DATASETS",
+]
+
+
+def _subset(idx: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:
+    if limit is None or limit >= idx.numel():
+        return idx
+    perm = torch.randperm(idx.numel(), generator=torch.Generator().manual_seed(seed))[:limit]
+    return idx[perm.sort().values]
+
+
+def to_bundle(
+    ds: MolGraphDataset, max_train: int | None = None, max_test: int | None = None, seed: int = 0
+) -> DataBundle:
+    """Train/test graphs of ``ds`` (optionally a seeded subset of each) as a :class:`DataBundle`.
+
+    ``extras`` carries what the prior, metrics and writers need: the spec, the node-count
+    histogram of the training graphs, and the canonical SMILES of the whole train and test splits
+    (novelty is always measured against the whole training split, as GDSS does).
+    """
+    split = ds.split_indices()
+    full_train, full_test = split["train"], split["test"]
+    train_idx = _subset(full_train, max_train, seed)
+    test_idx = _subset(full_test, max_test, seed + 1)
+    if full_test.numel() == 0:
+        raise ValueError(f"{ds.name}: the test split is empty")
+    counts = torch.bincount(ds.n_atoms[train_idx], minlength=ds.spec.max_atoms + 1).double()
+    info: dict[str, Any] = {
+        **ds.info(),
+        "n_train": int(train_idx.numel()),
+        "n_test": int(test_idx.numel()),
+        "n_train_split": int(full_train.numel()),
+        "n_test_split": int(full_test.numel()),
+        "subset_seed": seed if (max_train or max_test) else None,
+        "encoding": "kekulised, implicit H, one-hot elements, bond orders 0-3, formal charges dropped "
+        "(decoded as GDSS: N/O with valence +1 -> charge +1)",
+    }
+    extras = {
+        "spec": ds.spec,
+        "node_counts": counts / counts.sum(),
+        "train_smiles": [ds.smiles[i] for i in full_train.tolist()],
+        "test_smiles": [ds.smiles[i] for i in test_idx.tolist()],
+    }
+    return DataBundle(ds.graphs(train_idx), ds.graphs(test_idx), GraphSpace(), info, extras)
+
+
+def _spec(atoms: Sequence[str], max_atoms: int) -> GraphSpec:
+    return GraphSpec(tuple(atoms), int(max_atoms))
+
+
+def qm9(
+    root: str | None = None,
+    download: bool = False,
+    base_url: str | None = None,
+    cache_dir: str | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    seed: int = 0,
+) -> DataBundle:
+    """QM9 with the GDSS split from ``root`` (default ``$HEBM_CACHE/data/qm9``); ``download`` fetches it."""
+    path = Path(root) if root is not None else default_cache_dir() / "data" / "qm9"
+    ds = QM9(path, cache_dir=cache_dir, download=download, base_url=base_url)
+    return to_bundle(ds, max_train, max_test, seed)
+
+
+def smiles(
+    path: str,
+    atoms: Sequence[str] = ("C", "N", "O", "F"),
+    max_atoms: int = 9,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    column: str = "smiles",
+    single_fragment: bool = False,
+    cache_dir: str | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> DataBundle:
+    """A user's molecules from a ``.smi``/``.txt``/``.csv`` file; elements and max atoms from the config."""
+    ds = SmilesFile(path, _spec(atoms, max_atoms), test_fraction=test_fraction, seed=seed, column=column,
+                    single_fragment=single_fragment, cache_dir=cache_dir)
+    return to_bundle(ds, max_train, max_test, seed)
+
+
+def nci(
+    atoms: Sequence[str] = ("C", "N", "O", "F"),
+    max_atoms: int = 9,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> DataBundle:
+    """The embedded default: RDKit's NCI sample, single-fragment molecules of ≤ 9 heavy atoms C/N/O/F
+    (431 of its 4,991), split at random (seeded). Ships with RDKit; nothing is downloaded."""
+    ds = SmilesFile(nci_path(), _spec(atoms, max_atoms), test_fraction=test_fraction, seed=seed,
+                    single_fragment=True, cache_dir=cache_dir)
+    bundle = to_bundle(ds, None, None, seed)
+    bundle.info["source_note"] = "RDKit Data/NCI/first_5K.smi (NCI open database sample, public domain)"
+    return bundle
+
+
+DATASETS = {"qm9": qm9, "smiles": smiles, "nci": nci}
