@@ -1,0 +1,121 @@
+"""A permutation-invariant, noise-conditional set energy: one scalar per cloud, an equivariant score.
+
+DeepSets/PointNet style: every point is lifted by a shared MLP, then ``depth`` residual
+equivariant blocks mix each point's feature with pooled (mean and max) features of the whole
+cloud, and a per-point head gives energies that are summed over points. Summing (not averaging)
+keeps each point's score O(1/σ) whatever the number of points. Noise conditioning follows NCSNv2
+as :class:`hebm_core.models.MLPEnergy` does: the network sees ``log σ``, its input is scaled by
+``1/sqrt(σ² + s²)`` (s: the data's coordinate std) and the energy is divided by ``σ``.
+Cost is O(B·N·hidden²): linear in the number of points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from hebm_core.energy import EnergyModel
+from hebm_pointcloud.geometry import check_clouds
+
+__all__ = ["SetEnergy", "set_energy", "POOLS", "MODELS"]
+
+
+def _mean(h: Tensor) -> Tensor:
+    return h.mean(1)
+
+
+def _max(h: Tensor) -> Tensor:
+    return h.amax(1)
+
+
+def _meanmax(h: Tensor) -> Tensor:
+    return torch.cat([h.mean(1), h.amax(1)], -1)
+
+
+#: pooling name -> (function [B, N, H] -> [B, P·H], P)
+POOLS: dict[str, tuple[Callable[[Tensor], Tensor], int]] = {
+    "mean": (_mean, 1),
+    "max": (_max, 1),
+    "meanmax": (_meanmax, 2),
+}
+
+
+class EquivariantBlock(nn.Module):
+    """``h_i ← h_i + W₂ SiLU(W₁ h_i + U pool(h) + c·log σ)``: permutation-equivariant, residual."""
+
+    def __init__(self, hidden: int, pool: str, conditional: bool) -> None:
+        super().__init__()
+        self.pool, width = POOLS[pool]
+        self.local = nn.Linear(hidden, hidden)
+        self.glob = nn.Linear(width * hidden, hidden, bias=False)
+        self.cond = nn.Linear(1, hidden, bias=False) if conditional else None
+        self.out = nn.Linear(hidden, hidden)
+        self.act = nn.SiLU()
+
+    def forward(self, h: Tensor, log_sigma: Tensor | None) -> Tensor:
+        z = self.local(h) + self.glob(self.pool(h)).unsqueeze(1)
+        if self.cond is not None and log_sigma is not None:
+            z = z + self.cond(log_sigma.view(-1, 1, 1))
+        return h + self.out(self.act(z))
+
+
+class SetEnergy(EnergyModel):
+    """``E(x, σ) = Σ_i head(h_i) / σ`` over the points of each cloud ``x`` ``[B, N, 3]``."""
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        depth: int = 3,
+        pool: str = "meanmax",
+        data_std: float = 0.5,
+        noise_conditional: bool = True,
+    ) -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; known: {', '.join(sorted(POOLS))}")
+        if hidden < 1 or depth < 0:
+            raise ValueError(f"SetEnergy needs hidden >= 1 and depth >= 0, got {hidden}, {depth}")
+        self.noise_conditional = noise_conditional
+        self.data_std = float(data_std)
+        self.lift = nn.Sequential(nn.Linear(3 + int(noise_conditional), hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.blocks = nn.ModuleList(EquivariantBlock(hidden, pool, noise_conditional) for _ in range(depth))
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def energy(self, x: Tensor, sigma: Tensor | None = None) -> Tensor:
+        x = check_clouds(x)
+        log_sigma = None
+        if self.noise_conditional:
+            if sigma is None:
+                raise ValueError(
+                    "this SetEnergy is noise-conditional: pass sigma (the smallest training σ for clean data)"
+                )
+            sigma = sigma.reshape(-1).to(x.dtype).expand(x.shape[0])
+            log_sigma = sigma.log()
+            c_in = (sigma.pow(2) + self.data_std**2).rsqrt().view(-1, 1, 1)
+            feats = torch.cat([x * c_in, log_sigma.view(-1, 1, 1).expand(-1, x.shape[1], 1)], -1)
+        else:
+            feats = x / self.data_std
+        h = self.lift(feats)
+        for block in self.blocks:
+            h = block(h, log_sigma)
+        e = self.head(h).squeeze(-1).sum(1)
+        return e / sigma if self.noise_conditional else e
+
+
+def set_energy(
+    example: Tensor,
+    hidden: int = 64,
+    depth: int = 3,
+    pool: str = "meanmax",
+    noise_conditional: bool = True,
+) -> SetEnergy:
+    """:class:`SetEnergy` with the input scale taken from the example batch's coordinate std."""
+    example = check_clouds(example, "model example")
+    std = float(example.float().std()) if example.numel() > 1 else 0.5
+    return SetEnergy(hidden=hidden, depth=depth, pool=pool, data_std=std or 0.5, noise_conditional=noise_conditional)
+
+
+#: name -> factory, as the plugin registers them
+MODELS = {"set_energy": set_energy}

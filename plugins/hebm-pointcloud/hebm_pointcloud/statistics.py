@@ -1,0 +1,80 @@
+"""The Laplacian-geometry statistic: how far each point sits from the centroid of its kNN neighbours.
+
+On a smooth, evenly sampled surface a point is close to the mean of its neighbours (the uniform
+Laplacian is ~0 on a plane); noise and ragged sampling make it large. One component per
+neighbourhood size ``k`` (``ks=[8, 16, 32]`` gives three, each with its own η).
+
+``laplacian_log`` averages ``log(‖x_i − mean_j x_j‖² + ε²)`` instead: its gradient scales like
+``1/displacement``, as a score does, so one η acts alike at every noise level (the plain form's
+gradient shrinks with the displacement, so at small σ its η-term is negligible next to the score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from hebm_core.statistics import Statistic
+from hebm_pointcloud.geometry import check_clouds, gather_neighbours, knn_indices
+
+__all__ = ["LaplacianStatistic", "laplacian_statistic", "log_laplacian_statistic", "TRANSFORMS", "STATISTICS"]
+
+#: per-point transform of ‖L_i‖² (given ε) before averaging over points
+TRANSFORMS: dict[str, Callable[[Tensor, float], Tensor]] = {
+    "none": lambda sq, eps: sq,
+    "log": lambda sq, eps: torch.log(sq + eps * eps),
+}
+
+
+class LaplacianStatistic(Statistic):
+    """``T_k(x) = mean_i ‖x_i − mean_{j∈kNN_k(i)} x_j‖²`` per cloud, for each ``k`` in ``ks``: ``[B, len(ks)]``.
+
+    The graph is rebuilt from the current points at every call (under ``no_grad``) and held
+    fixed for the gradient; the largest ``k`` is searched once and the smaller graphs are its
+    prefixes (``topk`` returns neighbours sorted by distance).
+    """
+
+    def __init__(
+        self, ks: Sequence[int] = (8,), name: str = "laplacian", transform: str = "none", eps: float = 1e-2
+    ) -> None:
+        if transform not in TRANSFORMS:
+            raise ValueError(f"laplacian: unknown transform {transform!r}; known: {', '.join(TRANSFORMS)}")
+        if eps <= 0:
+            raise ValueError(f"laplacian: eps must be positive, got {eps}")
+        self.transform, self.eps = transform, float(eps)
+        ks = [int(k) for k in ks]
+        if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+            raise ValueError(f"laplacian: ks must be distinct positive neighbour counts, got {ks}")
+        self.ks = ks
+        self.name = name
+        self.dim = len(ks)
+        self.component_names = [f"k{k}" for k in ks] if len(ks) > 1 else None
+
+    def compute(self, x: Tensor) -> Tensor:
+        x = check_clouds(x)
+        idx = knn_indices(x, max(self.ks))
+        f = TRANSFORMS[self.transform]
+        out = []
+        for k in self.ks:
+            sq = (x - gather_neighbours(x, idx[..., :k]).mean(2)).pow(2).sum(-1)
+            out.append(f(sq, self.eps).mean(-1))
+        return torch.stack(out, -1)
+
+    def __repr__(self) -> str:
+        return f"LaplacianStatistic(ks={self.ks}, transform={self.transform!r})"
+
+
+def laplacian_statistic(k: int = 8, ks: list[int] | None = None) -> LaplacianStatistic:
+    """The Laplacian statistic at one neighbourhood size ``k``, or one component per entry of ``ks``."""
+    return LaplacianStatistic(ks if ks else [k])
+
+
+def log_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-2) -> LaplacianStatistic:
+    """``mean_i log(‖x_i − mean_{kNN} x_j‖² + ε²)``: the Laplacian with a score-like, scale-free gradient."""
+    return LaplacianStatistic(ks if ks else [k], name="laplacian_log", transform="log", eps=eps)
+
+
+#: name -> factory, as the plugin registers them
+STATISTICS = {"laplacian": laplacian_statistic, "laplacian_log": log_laplacian_statistic}
