@@ -17,6 +17,7 @@ together; without one it times an untrained model of the same size (speed only).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=500, help="chains per chunk")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--hidden", type=int, help="untrained model only: node width (default: the plugin's)")
+    p.add_argument("--edge-hidden", type=int, help="untrained model only: edge-network width")
     p.add_argument("--out", default="benchmarks/results/mol_sampling_speed.json")
     args = p.parse_args(argv)
     if args.threads:
@@ -56,7 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.checkpoint:
         comps, model = load_run(args.checkpoint, args.device)
     else:
-        comps = build(DEFAULT_CONFIG)
+        cfg = copy.deepcopy(DEFAULT_CONFIG)
+        if args.hidden:
+            cfg["model"]["hidden"] = args.hidden
+        if args.edge_hidden:
+            cfg["model"]["edge_hidden"] = args.edge_hidden
+        comps = build(cfg)
         model = comps.model
     sigmas = comps.training_sigmas
     sampler = dict(comps.config["sampler"])
