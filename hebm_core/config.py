@@ -57,7 +57,7 @@ NAMED_SECTIONS = ("data", "model", "objective", "sampler")
 SECTIONS = (*NAMED_SECTIONS, "train", "evaluate", "hybrid")
 TOP_LEVEL_KEYS = ("plugin", "statistics", *SECTIONS)
 #: keys of [hybrid]: how the statistic term scales with the noise level (see HybridEnergy)
-HYBRID_KEYS = ("sigma_power",)
+HYBRID_KEYS = ("sigma_power", "calibrate_rounds", "calibrate_samples", "calibrate_lr")
 #: keys of [sampler] that the pipeline consumes (the rest go to the sampler class)
 SAMPLER_RUN_KEYS = ("n_samples", "batch_size", "init_sigma")
 EVALUATE_KEYS = ("metrics", "statistics")
@@ -285,6 +285,8 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
             raise ConfigError(f"[hybrid] unknown key {key!r}; known: {', '.join(HYBRID_KEYS)}")
         if not _is_number(value) or value < 0:
             raise ConfigError(f"[hybrid] {key} must be a number >= 0, got {value!r}")
+        if key in ("calibrate_rounds", "calibrate_samples") and not _is_int(value):
+            raise ConfigError(f"[hybrid] {key} must be an integer, got {value!r}")
 
     cfg["train"] = check_train(cfg.get("train", {}))
     order = {k: i for i, k in enumerate(TOP_LEVEL_KEYS)}

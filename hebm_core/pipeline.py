@@ -543,6 +543,17 @@ def run(
     model = trainer.sampling_model()
     if not trainer.is_main:  # under torchrun: rank 0 samples and writes
         return {"training": summary, "rank": trainer.rank}
+    hyb = comps.config.get("hybrid", {})
+    if not train_only and isinstance(model, HybridEnergy) and int(hyb.get("calibrate_rounds", 0)) > 0:
+        t0 = time.perf_counter()
+        summary["eta_calibration"] = calibrate_eta(
+            model, comps, int(hyb["calibrate_rounds"]), int(hyb.get("calibrate_samples", 500)),
+            float(hyb.get("calibrate_lr", 1.0)),
+        )
+        summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
+        if model is not trainer.model:  # keep the trained weights' η in step, and the checkpoint too
+            trainer.model.eta.load_state_dict(model.eta.state_dict())
+        trainer.save_checkpoint(elapsed_s=summary.get("total_train_time_s"))
     if train_only:
         rep = report(comps, model, summary)
     else:
@@ -553,6 +564,47 @@ def run(
     rep["files"].append(str(out / "report.json"))
     write_json(out / "report.json", rep)
     return rep
+
+
+def calibrate_eta(
+    model: HybridEnergy, comps: Components, rounds: int, n: int, lr: float, max_data: int = 10000
+) -> list[dict[str, Any]]:
+    """Moment matching for η with the network held fixed: ``η += lr·(E_data T − E_model T)``, ``rounds`` times.
+
+    For ``log p = F + η·T − log Z`` this is gradient ascent on the log-likelihood in η (its
+    gradient is exactly ``E_data[T] − E_model[T]``), with E_model from ``n`` samples drawn as
+    ``[sampler]`` says (same seed each round) and E_data from up to ``max_data`` training samples.
+    Score matching alone can leave η small when the network absorbs what the statistic explains;
+    this step makes the samples' statistics match the data's. A step that widens the gap (a too
+    strong η can break sampling) is undone and the rate halved, so the kept η is the best one
+    seen. Returns every tried η with its gap (``kept`` marks the accepted ones).
+    """
+    stats = model.statistics
+    data = tree.index(comps.bundle.train, torch.arange(min(max_data, tree.batch_size(comps.bundle.train))))
+    with torch.no_grad():
+        target = {s.name: s(data).double().mean(0) for s in stats}
+    keys = {s.name: model._key(s.name) for s in stats}
+    history: list[dict[str, Any]] = []
+    best: tuple[dict[str, Tensor], dict[str, Tensor], float] | None = None
+    rate = float(lr)
+    for r in range(rounds + 1):
+        samples, _ = draw_samples(model, comps, n=n)
+        with torch.no_grad():
+            gap = {name: s(samples).double().mean(0) - target[name] for name, s in ((s.name, s) for s in stats)}
+        size = float(sum(g.abs().sum() for g in gap.values()))
+        kept = math.isfinite(size) and (best is None or size <= best[2])
+        history.append({"round": r, "eta": model.eta_report(), "gap": {k: g.tolist() for k, g in gap.items()},
+                        "rate": rate, "kept": kept})
+        if kept:
+            best = ({k: model.eta[keys[k]].detach().clone() for k in keys}, gap, size)
+        else:
+            rate /= 2
+        etas, gap = best[0], best[1]
+        with torch.no_grad():
+            for name, key in keys.items():
+                step = 0.0 if r == rounds else rate * gap[name]
+                model.eta[key].copy_((etas[name] - step).to(model.eta[key]))
+    return history
 
 
 def compare(

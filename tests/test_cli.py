@@ -245,3 +245,17 @@ def test_evaluate_nll_by_ais_matches_the_exact_gaussian_likelihood(capsys, tmp_p
     assert abs(ll["nll_nats"] - exact) < 0.05, (ll, exact)
     assert ll["bits_per_dim"] == pytest.approx(ll["nll_nats"] / (3 * math.log(2)))
     assert "bits/dim" in out
+
+
+def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
+    from hebm_core.pipeline import load_run
+
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path, *TINY, "--set", "hybrid.calibrate_rounds=2",
+                      "--set", "hybrid.calibrate_samples=200")
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "report.json").read_text())
+    history = rep["training"]["eta_calibration"]
+    assert [h["round"] for h in history] == [0, 1, 2] and history[0]["kept"]
+    assert [h for h in history if h["kept"]][-1]["eta"] == rep["eta"]  # the best η seen is the one kept
+    _, model = load_run(tmp_path / "checkpoint.pt", "cpu")
+    assert model.eta_report() == pytest.approx(rep["eta"])

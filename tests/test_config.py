@@ -108,6 +108,7 @@ def test_merge_replaces_lists_and_recurses_into_tables():
         ('[train]\ndevice = "tpu:7"\n', r"\[train\] unknown device 'tpu:7'"),
         ("[hybrid]\nsigma_pow = 2\n", r"\[hybrid\] unknown key 'sigma_pow'; known: sigma_power"),
         ("[hybrid]\nsigma_power = -1\n", r"\[hybrid\] sigma_power must be a number >= 0"),
+        ("[hybrid]\ncalibrate_rounds = 1.5\n", r"\[hybrid\] calibrate_rounds must be an integer"),
     ],
 )
 def test_validation_errors_are_one_clear_line(registry, tmp_path, text, message):

@@ -122,3 +122,32 @@ def test_eta_calibration_informative_vs_sin():
         eta[stat.name] = abs(model.eta_report()[stat.name])
     assert eta["radius"] > 0.1, eta
     assert eta["sin_sum"] * 5 < eta["radius"], eta
+
+
+def test_calibrate_eta_matches_the_data_moments():
+    """With T = x on a unit Gaussian base, E_model[T] = η, so moment matching must land η on the data mean."""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    comps = pipeline.build(resolve_config(overrides={
+        "plugin": "toy", "statistics": ["identity"], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
+        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+    }))
+    assert comps.model.eta_report() == {"identity": [0.0, 0.0]}
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=1.0)
+    data_mean = comps.bundle.train.double().mean(0)
+    eta = torch.tensor(history[-1]["eta"]["identity"], dtype=torch.float64)
+    assert torch.allclose(eta, data_mean, atol=0.08)  # the base is N(0, I): the hybrid's mean is η
+    first, last = (max(abs(g) for g in h["gap"]["identity"]) for h in (history[0], history[-1]))
+    assert last < 0.08 < first
+
+    # too large a rate overshoots: the step is undone, the rate halved, and the best η is kept
+    with torch.no_grad():
+        comps.model.eta["identity"].zero_()
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=4, n=4000, lr=8.0)
+    assert not history[1]["kept"] and history[2]["rate"] == 4.0
+    sizes = [sum(abs(g) for g in h["gap"]["identity"]) for h in history if h["kept"]]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0]
+    kept_eta = [h for h in history if h["kept"]][-1]["eta"]["identity"]
+    assert comps.model.eta_report()["identity"] == pytest.approx(kept_eta)

@@ -76,7 +76,7 @@ def molecules(
 DEFAULT_CONFIG = {
     "plugin": "mol",
     "statistics": ["valency"],
-    "hybrid": {"sigma_power": 2},
+    "hybrid": {"sigma_power": 0, "calibrate_rounds": 3, "calibrate_samples": 200, "calibrate_lr": 1.0},
     "data": {"name": "nci"},
     "model": {"name": "edp_gnn", "hidden": 32, "depth": 3},
     "objective": {"name": "dsm", "sigma_min": 0.05, "sigma_max": 1.5, "n_sigmas": 20},
@@ -84,7 +84,6 @@ DEFAULT_CONFIG = {
         "steps": 2000,
         "batch_size": 128,
         "lr": 2e-3,
-        "eta_lr": 0.02,
         "ema_decay": 0.999,
         "seed": 0,
         "log_every": 200,
