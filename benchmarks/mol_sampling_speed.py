@@ -25,7 +25,7 @@ import sys
 import torch
 from hebm_mol import DEFAULT_CONFIG
 from hebm_mol.graph import graphs_to_mols
-from hebm_mol.io import sanitized
+from hebm_mol.metrics import is_valid
 
 from hebm_core.pipeline import build, draw_samples, environment, load_run, write_json
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.checkpoint:
         mols = graphs_to_mols(samples, comps.bundle.extras["spec"])
-        out["validity_wo_correction"] = sum(sanitized(m) is not None for m in mols) / len(mols)
+        out["validity_wo_correction"] = sum(is_valid(m) for m in mols) / len(mols)
     write_json(args.out, out)
     print(json.dumps({k: out[k] for k in ("parameters", "steps", "molecules_per_s", "speedup_vs_gdss")}))
     if "validity_wo_correction" in out:

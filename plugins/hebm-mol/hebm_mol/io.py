@@ -5,31 +5,18 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from rdkit import Chem, RDLogger
+from rdkit import Chem
 
 from hebm_core.data import DataBundle
 from hebm_mol.graph import QM9_SPEC, graphs_to_mols
+from hebm_mol.metrics import sanitized
 
-__all__ = ["write_molecules", "write_samples", "sanitized"]
-
-
-def sanitized(mol: Chem.Mol | None) -> Chem.Mol | None:
-    """A sanitised copy of ``mol``, or ``None`` if RDKit rejects it."""
-    if mol is None:
-        return None
-    m = Chem.Mol(mol)
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        Chem.SanitizeMol(m)
-    except Exception:
-        return None
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    return m
+__all__ = ["write_molecules", "write_samples"]
 
 
 def write_molecules(mols: list[Chem.Mol | None], out_dir: str | Path, grid: int = 48) -> list[str]:
-    """``smiles.txt`` (one line per generated graph, ``INVALID`` where RDKit rejects it), ``molecules.sdf``
+    """``smiles.txt`` (one line per generated graph, ``INVALID`` where it is not valid by the metrics' rule:
+    an atom over its allowed valence, or RDKit's sanitisation fails), ``molecules.sdf``
     (valid ones, numbered by their generation index) and ``molecules.png`` (the first ``grid`` valid)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ __all__ = [
     "evaluate_molecules",
     "fcd_score",
     "is_valid",
+    "sanitized",
     "mols_to_nx",
     "nspdk_mmd",
 ]
@@ -64,7 +65,7 @@ RDLogger.DisableLog("rdApp.*")
 # ----------------------------------------------------------------------------- validity and canonical SMILES
 
 
-def _sanitized(mol: Chem.Mol | None) -> Chem.Mol | None:
+def sanitized(mol: Chem.Mol | None) -> Chem.Mol | None:
     """A sanitised copy of ``mol``, or None when it is None, has no atoms, has an atom above its allowed valence as
     built (GDSS's check_valency), or fails ``Chem.SanitizeMol``."""
     if mol is None:
@@ -83,12 +84,12 @@ def is_valid(mol: Chem.Mol | None) -> bool:
     """True if no atom of ``mol`` exceeds its allowed valence and a copy passes ``Chem.SanitizeMol`` (None and empty
     mols are invalid). The valence check matters for e.g. a neutral N(=O)=O: SanitizeMol's clean-up step would
     rewrite it as [N+](=O)[O-] and accept it, GDSS (sanitising with SANITIZE_PROPERTIES only) rejects it."""
-    return _sanitized(mol) is not None
+    return sanitized(mol) is not None
 
 
 def canonical_smiles(mol: Chem.Mol | None) -> str | None:
     """Canonical isomeric SMILES of the sanitised mol, or None if it is invalid."""
-    m = _sanitized(mol)
+    m = sanitized(mol)
     if m is None:
         return None
     try:
@@ -381,7 +382,7 @@ def evaluate_molecules(
 
     valid_mols, valid_smiles, n_connected = [], [], 0
     for mol in mols:
-        m = _sanitized(mol)
+        m = sanitized(mol)
         smi = canonical_smiles(m) if m is not None else None
         if smi is None:
             continue
