@@ -567,43 +567,95 @@ def run(
 
 
 def calibrate_eta(
-    model: HybridEnergy, comps: Components, rounds: int, n: int, lr: float, max_data: int = 10000
+    model: HybridEnergy,
+    comps: Components,
+    rounds: int,
+    n: int,
+    lr: float,
+    max_data: int = 10000,
+    max_growth: float = 4.0,
 ) -> list[dict[str, Any]]:
-    """Moment matching for η with the network held fixed: ``η += lr·(E_data T − E_model T)``, ``rounds`` times.
+    """Moment matching for η with the network held fixed: drive ``gap = E_model T − E_data T`` to 0.
 
-    For ``log p = F + η·T − log Z`` this is gradient ascent on the log-likelihood in η (its
-    gradient is exactly ``E_data[T] − E_model[T]``), with E_model from ``n`` samples drawn as
-    ``[sampler]`` says (same seed each round) and E_data from up to ``max_data`` training samples.
-    Score matching alone can leave η small when the network absorbs what the statistic explains;
-    this step makes the samples' statistics match the data's. A step that widens the gap (a too
-    strong η can break sampling) is undone and the rate halved, so the kept η is the best one
-    seen. Returns every tried η with its gap (``kept`` marks the accepted ones).
+    For ``log p = F + η·T − log Z`` the log-likelihood's gradient in η is ``−gap`` and its
+    curvature ``−Var_model T``, so the first step is Newton's, per component,
+    ``η −= lr·gap / Var T`` (variance of the round-0 samples, or of the data if larger): scale-free,
+    and exact for an exact sampler with ``lr = 1``. Later steps are secant steps,
+    ``η −= gap / slope`` with ``slope = Δgap/Δη`` measured between the best η so far and the last
+    other one tried (a slope that is not positive falls back to the Newton step), so the rounds
+    converge where the samples respond to η more weakly than the model says (short chains). Each
+    step is at most ``max_growth`` times the previous one. A round whose standardised gap
+    ``Σ |gap| / sd T`` is larger than the best one's (a too strong η can break sampling) is
+    undone: the next try lies at most halfway back from the rejected η to the best. E_model comes
+    from ``n`` samples drawn as ``[sampler]`` says (same seed every round, so rounds differ by η,
+    not by noise), E_data from up to ``max_data`` training samples (a seeded random subset, since
+    datasets may be sorted, as QM9 is by size). Returns every tried η with its gap, the kind of step
+    that led to it and whether it was kept; the model ends with the best η.
     """
     stats = model.statistics
-    data = tree.index(comps.bundle.train, torch.arange(min(max_data, tree.batch_size(comps.bundle.train))))
+    pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
+    data = tree.index(comps.bundle.train, pick[:max_data])
     with torch.no_grad():
-        target = {s.name: s(data).double().mean(0) for s in stats}
+        values = {s.name: s(data).double() for s in stats}
+    target = {k: v.mean(0) for k, v in values.items()}
+    data_var = torch.cat([values[s.name].var(0, correction=0).cpu() for s in stats])
+    scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
     keys = {s.name: model._key(s.name) for s in stats}
+    sizes = [model.eta[keys[s.name]].numel() for s in stats]
+
+    def get_eta() -> Tensor:
+        return torch.cat([model.eta[keys[s.name]].detach().double().cpu() for s in stats])
+
+    def set_eta(v: Tensor) -> None:
+        with torch.no_grad():
+            for s, part in zip(stats, v.split(sizes)):
+                model.eta[keys[s.name]].copy_(part.to(model.eta[keys[s.name]]))
+
     history: list[dict[str, Any]] = []
-    best: tuple[dict[str, Tensor], dict[str, Tensor], float] | None = None
-    rate = float(lr)
+    best: tuple[Tensor, Tensor, float] | None = None  # η, gap, Σ|gap|/sd
+    other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
+    kind = "start"
     for r in range(rounds + 1):
+        eta = get_eta()
         samples, _ = draw_samples(model, comps, n=n)
         with torch.no_grad():
-            gap = {name: s(samples).double().mean(0) - target[name] for name, s in ((s.name, s) for s in stats)}
-        size = float(sum(g.abs().sum() for g in gap.values()))
+            t = {s.name: s(samples).double().cpu() for s in stats}
+        gap = torch.cat([t[s.name].mean(0) - target[s.name].cpu() for s in stats])
+        if scale is None:
+            var = torch.cat([t[s.name].var(0, correction=0) for s in stats])
+            scale = torch.maximum(torch.nan_to_num(var, nan=0.0), data_var).clamp_min(1e-12)
+        size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
-        history.append({"round": r, "eta": model.eta_report(), "gap": {k: g.tolist() for k, g in gap.items()},
-                        "rate": rate, "kept": kept})
+        history.append({"round": r, "eta": model.eta_report(),
+                        "gap": {s.name: g.tolist() for s, g in zip(stats, gap.split(sizes))},
+                        "step": kind, "kept": kept})
         if kept:
-            best = ({k: model.eta[keys[k]].detach().clone() for k in keys}, gap, size)
+            if best is not None:
+                other = best[:2]
+            best = (eta, gap, size)
+        elif best is None:
+            raise RuntimeError(f"η calibration: samples at the trained η give non-finite statistics {gap.tolist()}")
         else:
-            rate /= 2
-        etas, gap = best[0], best[1]
-        with torch.no_grad():
-            for name, key in keys.items():
-                step = 0.0 if r == rounds else rate * gap[name]
-                model.eta[key].copy_((etas[name] - step).to(model.eta[key]))
+            other = (eta, gap)  # a non-finite gap gives no slope: the next try backs off halfway
+        if r == rounds:
+            break
+        eta_b, gap_b = best[0], best[1]
+        step = -lr * gap_b / scale  # Newton on the log-likelihood, curvature Var T
+        kind = "newton"
+        if other is not None:
+            d_eta = eta_b - other[0]
+            slope = (gap_b - other[1]) / d_eta
+            ok = (d_eta != 0) & (slope > 0) & torch.isfinite(slope)
+            if bool(ok.any()):
+                step = torch.where(ok, -gap_b / slope, step)
+                kind = "secant"
+            limit = max_growth * d_eta.abs() if kept else 0.5 * d_eta.abs()
+            limit = torch.where(d_eta != 0, limit, step.abs())
+            step = step.clamp(-limit, limit)
+            if not kept and not bool(ok.any()):
+                step, kind = -0.5 * d_eta, "backtrack"
+        set_eta(eta_b + step)
+    set_eta(best[0])
     return history
 
 

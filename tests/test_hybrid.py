@@ -142,12 +142,47 @@ def test_calibrate_eta_matches_the_data_moments():
     first, last = (max(abs(g) for g in h["gap"]["identity"]) for h in (history[0], history[-1]))
     assert last < 0.08 < first
 
-    # too large a rate overshoots: the step is undone, the rate halved, and the best η is kept
+    # too large a rate overshoots: the step is undone, the secant through the rejected η lands
+    # on the answer (the response is linear), and the model keeps the best η seen
     with torch.no_grad():
         comps.model.eta["identity"].zero_()
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=4, n=4000, lr=8.0)
-    assert not history[1]["kept"] and history[2]["rate"] == 4.0
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=8.0)
+    assert not history[1]["kept"] and history[2]["step"] == "secant" and history[2]["kept"]
     sizes = [sum(abs(g) for g in h["gap"]["identity"]) for h in history if h["kept"]]
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.08
     kept_eta = [h for h in history if h["kept"]][-1]["eta"]["identity"]
     assert comps.model.eta_report()["identity"] == pytest.approx(kept_eta)
+    assert torch.allclose(torch.tensor(kept_eta, dtype=torch.float64), data_mean, atol=0.08)
+
+    # far too small a rate: Newton steps alone would need ~40 rounds (10 % per round); the
+    # secant measures the response after one step and closes the gap within two more (each
+    # step at most 4× the previous one)
+    with torch.no_grad():
+        comps.model.eta["identity"].zero_()
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=0.1)
+    assert [h["step"] for h in history] == ["start", "newton", "secant", "secant"]
+    assert torch.allclose(torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64), data_mean, atol=0.08)
+
+
+def test_calibrate_eta_is_scale_free_across_components():
+    """Components on scales 100 apart: Newton's first step divides by each one's variance, so both
+    land on the data's moments in the same rounds (η·c = data mean for T = c·x on a N(0, I) base)."""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    comps = pipeline.build(resolve_config(overrides={
+        "plugin": "toy", "statistics": [], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
+        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+    }))
+
+    @statistic(name="scaled")
+    def scaled(x):
+        return x * torch.tensor([100.0, 0.01])
+
+    model = HybridEnergy(comps.model, [scaled], example=comps.example)
+    history = pipeline.calibrate_eta(model, comps, rounds=2, n=4000, lr=1.0)
+    eta = torch.tensor(model.eta_report()["scaled"], dtype=torch.float64)
+    data_mean = comps.bundle.train.double().mean(0)
+    assert torch.allclose(eta * torch.tensor([100.0, 0.01], dtype=torch.float64), data_mean, atol=0.08), eta
+    assert history[1]["step"] == "newton" and history[1]["kept"]
