@@ -62,6 +62,7 @@ __all__ = [
 
 #: size of the example batch given to model factories and HybridEnergy
 EXAMPLE_SIZE = 256
+CALIBRATED_ETA = "calibrated_eta"  # checkpoint key of η after moment matching (the weights keep the trained η)
 
 
 @dataclass
@@ -545,15 +546,22 @@ def run(
         return {"training": summary, "rank": trainer.rank}
     hyb = comps.config.get("hybrid", {})
     if not train_only and isinstance(model, HybridEnergy) and int(hyb.get("calibrate_rounds", 0)) > 0:
+        # the weights keep the trained η (a resumed run calibrates again from it, with the same
+        # result); the calibrated η goes under its own checkpoint key, which load_run applies
+        trained = {k: v.detach().clone() for k, v in model.eta.items()}
         t0 = time.perf_counter()
         summary["eta_calibration"] = calibrate_eta(
             model, comps, int(hyb["calibrate_rounds"]), int(hyb.get("calibrate_samples", 500)),
             float(hyb.get("calibrate_lr", 1.0)),
         )
         summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
-        if model is not trainer.model:  # keep the trained weights' η in step, and the checkpoint too
-            trainer.model.eta.load_state_dict(model.eta.state_dict())
-        trainer.save_checkpoint(elapsed_s=summary.get("total_train_time_s"))
+        calibrated = {k: v.detach().clone().cpu() for k, v in model.eta.items()}
+        with torch.no_grad():
+            for k, v in trained.items():
+                model.eta[k].copy_(v)
+            trainer.save_checkpoint(elapsed_s=summary.get("total_train_time_s"), extra={CALIBRATED_ETA: calibrated})
+            for k, v in calibrated.items():
+                model.eta[k].copy_(v)
     if train_only:
         rep = report(comps, model, summary)
     else:
@@ -731,6 +739,13 @@ def load_run(
         raise CheckpointError(f"{path}: checkpoint holds no run spec; it was not written by the hebm trainer")
     comps = build(spec, registry)
     load_model_state(comps.model, payload, ema=ema)
+    calibrated = payload.get(CALIBRATED_ETA)
+    if isinstance(calibrated, Mapping) and isinstance(comps.model, HybridEnergy):
+        with torch.no_grad():
+            for k, v in calibrated.items():
+                if k not in comps.model.eta or comps.model.eta[k].shape != v.shape:
+                    raise CheckpointError(f"{path}: calibrated η {k!r} does not fit the model's statistics")
+                comps.model.eta[k].copy_(v)
     if isinstance(payload.get("objective"), Mapping):
         # shape-dependent state (PCD's buffer, NCE's fitted noise) exists only after setup()
         comps.objective.setup(comps.example)

@@ -556,9 +556,13 @@ class Trainer:
             "elapsed_s": self._elapsed_before,
         }
 
-    def save_checkpoint(self, path: str | Path | None = None, elapsed_s: float | None = None) -> None:
+    def save_checkpoint(
+        self, path: str | Path | None = None, elapsed_s: float | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         """Write the current state to ``path`` (default ``checkpoint_path``; nothing without ``out_dir``).
 
+        ``extra`` adds top-level entries (tensors and plain data), e.g. a calibrated η; a later save
+        without them drops them, as they describe the weights of this step.
         Under DDP every rank must call it (with the same ``out_dir``): the per-rank generator states and
         objective states are gathered, and rank 0 writes the file.
         """
@@ -573,6 +577,7 @@ class Trainer:
         payload["rank_states"] = rank_states
         if elapsed_s is not None:
             payload["elapsed_s"] = elapsed_s
+        payload.update(extra or {})
         _write_checkpoint(path, payload)
 
     def _restore(self, payload: dict[str, Any], path: Path) -> None:

@@ -248,6 +248,7 @@ def test_evaluate_nll_by_ais_matches_the_exact_gaussian_likelihood(capsys, tmp_p
 
 
 def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
+    from hebm_core.checkpoint import load_checkpoint
     from hebm_core.pipeline import load_run
 
     rc, _, err = hebm(capsys, "run", "--out", tmp_path, *TINY, "--set", "hybrid.calibrate_rounds=2",
@@ -259,3 +260,11 @@ def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
     assert [h for h in history if h["kept"]][-1]["eta"] == rep["eta"]  # the best η seen is the one kept
     _, model = load_run(tmp_path / "checkpoint.pt", "cpu")
     assert model.eta_report() == pytest.approx(rep["eta"])
+    # the weights keep the trained η, so a resumed run calibrates again from it, to the same η
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert payload["ema"]["module.eta.radius"].tolist() == pytest.approx([history[0]["eta"]["radius"]])
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path, "--resume", *TINY, "--set", "hybrid.calibrate_rounds=2",
+                      "--set", "hybrid.calibrate_samples=200")
+    assert rc == 0, err
+    again = json.loads((tmp_path / "report.json").read_text())
+    assert again["training"]["eta_calibration"] == history and again["eta"] == rep["eta"]
