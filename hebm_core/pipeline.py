@@ -36,7 +36,7 @@ from hebm_core.metrics import Metric, StatisticGap
 from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import OBJECTIVES, Objective
 from hebm_core.registry import Plugin, PluginRegistry, lookup
-from hebm_core.samplers import AIS, HMC, SAMPLERS, Sampler, nll_from_log_z
+from hebm_core.samplers import AIS, HMC, SAMPLERS, Sampler, SamplerDivergenceError, nll_from_log_z
 from hebm_core.statistics import Statistic
 from hebm_core.trainer import TrainConfig, Trainer, load_model_state, resolve_device, seed_everything
 from hebm_core.tree import Sample
@@ -574,6 +574,14 @@ def run(
     return rep
 
 
+def median_of_means(t: Tensor, groups: int = 10) -> Tensor:
+    """Per column of ``t [n, k]``: the median of the means of ``groups`` interleaved groups of rows
+    (the plain mean below ``2·groups`` rows). Robust to a few wild rows, near the mean otherwise."""
+    if groups < 2 or t.shape[0] < 2 * groups:
+        return t.mean(0)
+    return torch.stack([t[i::groups].mean(0) for i in range(groups)]).median(0).values
+
+
 def calibrate_eta(
     model: HybridEnergy,
     comps: Components,
@@ -582,6 +590,7 @@ def calibrate_eta(
     lr: float,
     max_data: int = 10000,
     max_growth: float = 4.0,
+    groups: int = 10,
 ) -> list[dict[str, Any]]:
     """Moment matching for η with the network held fixed: drive ``gap = E_model T − E_data T`` to 0.
 
@@ -594,18 +603,21 @@ def calibrate_eta(
     converge where the samples respond to η more weakly than the model says (short chains). Each
     step is at most ``max_growth`` times the previous one. A round whose standardised gap
     ``Σ |gap| / sd T`` is larger than the best one's (a too strong η can break sampling) is
-    undone: the next try lies at most halfway back from the rejected η to the best. E_model comes
-    from ``n`` samples drawn as ``[sampler]`` says (same seed every round, so rounds differ by η,
-    not by noise), E_data from up to ``max_data`` training samples (a seeded random subset, since
-    datasets may be sorted, as QM9 is by size). Returns every tried η with its gap, the kind of step
-    that led to it and whether it was kept; the model ends with the best η.
+    undone (so is one whose sampler diverged): the next try lies at most halfway back from the
+    rejected η to the best. E_model comes from ``n`` samples drawn as ``[sampler]`` says (same seed
+    every round, so rounds differ by η, not by noise), as a median of means over ``groups`` groups
+    of chains, so a rare chain that runs off (one exploded QM9 graph has T ≈ 190 against a
+    mean of 0.03) cannot steer η; E_data from up to ``max_data`` training samples (a seeded
+    random subset, since datasets may be sorted, as QM9 is by size). Returns every tried η with its
+    gap (and the plain-mean gap), the kind of step that led to it and whether it was kept; the
+    model ends with the best η.
     """
     stats = model.statistics
     pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
     data = tree.index(comps.bundle.train, pick[:max_data])
     with torch.no_grad():
         values = {s.name: s(data).double() for s in stats}
-    target = {k: v.mean(0) for k, v in values.items()}
+    target_vec = torch.cat([values[s.name].mean(0).cpu() for s in stats])
     data_var = torch.cat([values[s.name].var(0, correction=0).cpu() for s in stats])
     scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
     keys = {s.name: model._key(s.name) for s in stats}
@@ -625,18 +637,30 @@ def calibrate_eta(
     kind = "start"
     for r in range(rounds + 1):
         eta = get_eta()
-        samples, _ = draw_samples(model, comps, n=n)
-        with torch.no_grad():
-            t = {s.name: s(samples).double().cpu() for s in stats}
-        gap = torch.cat([t[s.name].mean(0) - target[s.name].cpu() for s in stats])
-        if scale is None:
-            var = torch.cat([t[s.name].var(0, correction=0) for s in stats])
-            scale = torch.maximum(torch.nan_to_num(var, nan=0.0), data_var).clamp_min(1e-12)
+        try:
+            samples, _ = draw_samples(model, comps, n=n)
+        except SamplerDivergenceError as exc:
+            if best is None:
+                raise
+            samples, diverged = None, str(exc)
+        if samples is None:
+            gap = torch.full_like(best[1], math.nan)
+            mean_gap = gap
+        else:
+            diverged = None
+            with torch.no_grad():
+                t = torch.cat([s(samples).double().cpu() for s in stats], 1)
+            mean_gap = t.mean(0) - target_vec
+            gap = median_of_means(t, groups) - target_vec
+            if scale is None:
+                var = torch.nan_to_num(t.var(0, correction=0), nan=0.0)
+                scale = torch.maximum(var, data_var).clamp_min(1e-12)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
         history.append({"round": r, "eta": model.eta_report(),
                         "gap": {s.name: g.tolist() for s, g in zip(stats, gap.split(sizes))},
-                        "step": kind, "kept": kept})
+                        "gap_mean": {s.name: g.tolist() for s, g in zip(stats, mean_gap.split(sizes))},
+                        "step": kind, "kept": kept, **({"diverged": diverged} if diverged else {})})
         if kept:
             if best is not None:
                 other = best[:2]

@@ -186,3 +186,33 @@ def test_calibrate_eta_is_scale_free_across_components():
     data_mean = comps.bundle.train.double().mean(0)
     assert torch.allclose(eta * torch.tensor([100.0, 0.01], dtype=torch.float64), data_mean, atol=0.08), eta
     assert history[1]["step"] == "newton" and history[1]["kept"]
+
+
+def test_median_of_means_ignores_a_few_wild_rows():
+    from hebm_core.pipeline import median_of_means
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(1000, 2, generator=g, dtype=torch.float64) * 0.1 + torch.tensor([1.0, -2.0], dtype=torch.float64)
+    clean = t.mean(0)
+    t[3, 0] = t[500, 1] = 1e4  # two chains that ran off: the plain mean moves by 10
+    assert torch.allclose(median_of_means(t), clean, atol=0.02)
+    assert (t.mean(0) - clean).abs().min() > 5
+    assert torch.equal(median_of_means(t[:15]), t[:15].mean(0))  # too few rows for groups: the mean
+
+
+def test_calibration_survives_a_diverging_round():
+    """T = x² with η > 1/2 makes exp(−x²/2 + η x²) improper and Langevin blow up: that round is
+    undone (recorded as diverged) and the next tries back off, instead of aborting the run."""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    comps = pipeline.build(resolve_config(overrides={
+        "plugin": "toy", "statistics": ["square"], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
+        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 2000},
+    }))
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
+    assert "diverged" in history[1] and not history[1]["kept"]
+    assert history[2]["step"] == "backtrack"
+    eta = torch.tensor(comps.model.eta_report()["square"])
+    assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
