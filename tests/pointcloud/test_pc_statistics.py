@@ -81,3 +81,22 @@ def test_log_laplacian_gradient_scales_like_a_score():
     assert grads[0] / grads[1] == pytest.approx(10, rel=0.1)
     y = (x + 1e-2 * bump).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda z: stat(z), (y,), eps=1e-7, atol=1e-5)
+
+
+def test_scaled_laplacian_known_value_and_scale_free():
+    from hebm_pointcloud.statistics import STATISTICS, scaled_laplacian_statistic
+
+    # a regular tetrahedron (unit vertices) and its centre; with k = 4 every point sees all others.
+    # Centre: L = 0. Vertex v: L = v − (−v + 0)/4 = 1.25 v, ‖L‖² = 25/16; mean squared distance to
+    # the others = (1 + 3·8/3)/4 = 9/4, so the ratio is 25/36 and T = 4·(25/36)/5 = 5/9.
+    v = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / 3**0.5
+    x = torch.cat([torch.zeros(1, 3, dtype=torch.float64), v]).unsqueeze(0)
+    stat = scaled_laplacian_statistic(k=4, eps=1e-9)
+    assert stat.name == "laplacian_scaled" and STATISTICS["laplacian_scaled"] is scaled_laplacian_statistic
+    assert stat(x).item() == pytest.approx(5 / 9, rel=1e-9)
+    assert laplacian_statistic(k=4)(x).item() == pytest.approx(4 * 25 / 16 / 5, rel=1e-9)
+    # shrinking the cloud (or a clump) divides the plain Laplacian by the scale², not this one
+    y = torch.rand(2, 50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(stat(0.01 * y), stat(y), rtol=1e-5)
+    assert "scaled=True" in repr(stat)
+    assert torch.autograd.gradcheck(lambda z: stat(z), (y.clone().requires_grad_(True),), eps=1e-7)

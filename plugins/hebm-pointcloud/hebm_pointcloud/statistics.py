@@ -7,6 +7,10 @@ neighbourhood size ``k`` (``ks=[8, 16, 32]`` gives three, each with its own η).
 ``laplacian_log`` averages ``log(‖x_i − mean_j x_j‖² + ε²)`` instead: its gradient scales like
 ``1/displacement``, as a score does, so one η acts alike at every noise level (the plain form's
 gradient shrinks with the displacement, so at small σ its η-term is negligible next to the score).
+
+``laplacian_scaled`` divides each ``‖L_i‖²`` by the mean squared distance to the same neighbours
+(+ ε²): roughness relative to the local spacing. It is scale-free, so shrinking a cloud (which
+lowers the plain form by the scale²) leaves it unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from torch import Tensor
 from hebm_core.statistics import Statistic
 from hebm_pointcloud.geometry import check_clouds, gather_neighbours, knn_indices
 
-__all__ = ["LaplacianStatistic", "laplacian_statistic", "log_laplacian_statistic", "TRANSFORMS", "STATISTICS"]
+__all__ = [
+    "LaplacianStatistic",
+    "laplacian_statistic",
+    "log_laplacian_statistic",
+    "scaled_laplacian_statistic",
+    "TRANSFORMS",
+    "STATISTICS",
+]
 
 #: per-point transform of ‖L_i‖² (given ε) before averaging over points
 TRANSFORMS: dict[str, Callable[[Tensor, float], Tensor]] = {
@@ -31,19 +42,27 @@ TRANSFORMS: dict[str, Callable[[Tensor, float], Tensor]] = {
 class LaplacianStatistic(Statistic):
     """``T_k(x) = mean_i ‖x_i − mean_{j∈kNN_k(i)} x_j‖²`` per cloud, for each ``k`` in ``ks``: ``[B, len(ks)]``.
 
+    ``scaled=True`` divides each point's term by ``mean_{j∈kNN_k(i)} ‖x_i − x_j‖² + ε²`` (before
+    ``transform``), which makes ``T`` invariant to the scale of the cloud.
+
     The graph is rebuilt from the current points at every call (under ``no_grad``) and held
     fixed for the gradient; the largest ``k`` is searched once and the smaller graphs are its
     prefixes (``topk`` returns neighbours sorted by distance).
     """
 
     def __init__(
-        self, ks: Sequence[int] = (8,), name: str = "laplacian", transform: str = "none", eps: float = 1e-2
+        self,
+        ks: Sequence[int] = (8,),
+        name: str = "laplacian",
+        transform: str = "none",
+        eps: float = 1e-2,
+        scaled: bool = False,
     ) -> None:
         if transform not in TRANSFORMS:
             raise ValueError(f"laplacian: unknown transform {transform!r}; known: {', '.join(TRANSFORMS)}")
         if eps <= 0:
             raise ValueError(f"laplacian: eps must be positive, got {eps}")
-        self.transform, self.eps = transform, float(eps)
+        self.transform, self.eps, self.scaled = transform, float(eps), bool(scaled)
         ks = [int(k) for k in ks]
         if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
             raise ValueError(f"laplacian: ks must be distinct positive neighbour counts, got {ks}")
@@ -58,12 +77,16 @@ class LaplacianStatistic(Statistic):
         f = TRANSFORMS[self.transform]
         out = []
         for k in self.ks:
-            sq = (x - gather_neighbours(x, idx[..., :k]).mean(2)).pow(2).sum(-1)
+            nb = gather_neighbours(x, idx[..., :k])
+            sq = (x - nb.mean(2)).pow(2).sum(-1)
+            if self.scaled:
+                sq = sq / ((x.unsqueeze(2) - nb).pow(2).sum(-1).mean(-1) + self.eps**2)
             out.append(f(sq, self.eps).mean(-1))
         return torch.stack(out, -1)
 
     def __repr__(self) -> str:
-        return f"LaplacianStatistic(ks={self.ks}, transform={self.transform!r})"
+        scaled = ", scaled=True" if self.scaled else ""
+        return f"LaplacianStatistic(ks={self.ks}, transform={self.transform!r}{scaled})"
 
 
 def laplacian_statistic(k: int = 8, ks: list[int] | None = None) -> LaplacianStatistic:
@@ -76,5 +99,14 @@ def log_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float 
     return LaplacianStatistic(ks if ks else [k], name="laplacian_log", transform="log", eps=eps)
 
 
+def scaled_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-3) -> LaplacianStatistic:
+    """``mean_i ‖x_i − mean_{kNN} x_j‖² / (mean_{kNN} ‖x_i − x_j‖² + ε²)``: the Laplacian relative to the spacing."""
+    return LaplacianStatistic(ks if ks else [k], name="laplacian_scaled", eps=eps, scaled=True)
+
+
 #: name -> factory, as the plugin registers them
-STATISTICS = {"laplacian": laplacian_statistic, "laplacian_log": log_laplacian_statistic}
+STATISTICS = {
+    "laplacian": laplacian_statistic,
+    "laplacian_log": log_laplacian_statistic,
+    "laplacian_scaled": scaled_laplacian_statistic,
+}
