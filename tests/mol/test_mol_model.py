@@ -1,5 +1,6 @@
 """The EDP-GNN energy: one scalar per graph, invariant to node order, blind to padding, confining."""
 
+import pytest
 import torch
 from hebm_mol import EDPGNNEnergy, prior
 from hebm_mol.datasets import nci
@@ -72,3 +73,15 @@ def test_prior_draws_node_counts_from_the_training_histogram(tmp_path):
     assert (freq - bundle.extras["node_counts"]).abs().max() < 0.015
     assert torch.allclose(a, a.transpose(1, 2)) and torch.all(x[~mask] == 0)
     assert abs(float(x[mask].std()) - 1.5) < 0.05
+
+
+def test_graph_space_box_holds_runaway_chains_and_leaves_data_alone():
+    space = GraphSpace(margin=6.0)
+    x = torch.tensor([[[0.0, 1.0], [7811.0, -300.0]]])
+    a = torch.tensor([[[0.0, 22.0], [22.0, 0.0]]])
+    mask = torch.tensor([[True, True]])
+    px, pa, pm = space.project((x, a, mask))
+    assert px.tolist() == [[[0.0, 1.0], [7.0, -6.0]]] and pa.tolist() == [[[0.0, 9.0], [9.0, 0.0]]]
+    assert pm is mask
+    with pytest.raises(ValueError, match="margin"):
+        GraphSpace(margin=0)

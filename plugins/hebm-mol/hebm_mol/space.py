@@ -28,7 +28,24 @@ class GraphSpace(Space):
     construction. Score matching and Langevin both use the symmetrised score, so the sampler moves
     each pair variable with its own score (the energy's A-part is then scaled by 2, which samplers
     without a Metropolis test never see).
+
+    :meth:`project` clamps X to ``[−margin, 1 + margin]`` and A to ``[−margin, max_bond + margin]``:
+    no data graph lies farther out, and a chain that gets there has run away. Without the box
+    about 1 chain in 1000 of a QM9 model ran off to |X| ≈ 8,000, A ≈ 22 (every pair a triple
+    bond, valency excess 189 against a mean of 0.02), finite, so no divergence check caught it;
+    the box lets the energy pull it back. The default margin, 6, is 4σ at σ = 1.5.
     """
+
+    def __init__(self, margin: float = 6.0, max_bond: float = 3.0) -> None:
+        super().__init__()
+        if margin <= 0 or max_bond <= 0:
+            raise ValueError(f"GraphSpace: margin and max_bond must be positive, got {margin}, {max_bond}")
+        self.margin, self.max_bond = float(margin), float(max_bond)
+
+    def project(self, g: Graph) -> Graph:
+        x, a, mask = g
+        m = self.margin
+        return x.clamp(-m, 1 + m), a.clamp(-m, self.max_bond + m), mask
 
     def noise_like(self, g: Graph) -> Graph:
         x, a, mask = g
