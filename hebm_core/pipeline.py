@@ -574,12 +574,14 @@ def run(
     return rep
 
 
-def median_of_means(t: Tensor, groups: int = 10) -> Tensor:
-    """Per column of ``t [n, k]``: the median of the means of ``groups`` interleaved groups of rows
-    (the plain mean below ``2·groups`` rows). Robust to a few wild rows, near the mean otherwise."""
+def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:
+    """Per column of ``t [n, k]``: the median of the means (``var``: the variances) of ``groups``
+    interleaved groups of rows (plain mean / variance below ``2·groups`` rows). Robust to a few
+    wild rows, near the plain estimate otherwise."""
+    stat = (lambda u: u.var(0, correction=0)) if var else (lambda u: u.mean(0))
     if groups < 2 or t.shape[0] < 2 * groups:
-        return t.mean(0)
-    return torch.stack([t[i::groups].mean(0) for i in range(groups)]).median(0).values
+        return stat(t)
+    return torch.stack([stat(t[i::groups]) for i in range(groups)]).median(0).values
 
 
 def calibrate_eta(
@@ -596,8 +598,8 @@ def calibrate_eta(
 
     For ``log p = F + η·T − log Z`` the log-likelihood's gradient in η is ``−gap`` and its
     curvature ``−Var_model T``, so the first step is Newton's, per component,
-    ``η −= lr·gap / Var T`` (variance of the round-0 samples, or of the data if larger): scale-free,
-    and exact for an exact sampler with ``lr = 1``. Later steps are secant steps,
+    ``η −= lr·gap / Var T`` (median-of-groups variance of the round-0 samples, or the data's if
+    larger): scale-free, and exact for an exact sampler with ``lr = 1``. Later steps are secant steps,
     ``η −= gap / slope`` with ``slope = Δgap/Δη`` measured between the best η so far and the last
     other one tried (a slope that is not positive falls back to the Newton step), so the rounds
     converge where the samples respond to η more weakly than the model says (short chains). Each
@@ -652,8 +654,8 @@ def calibrate_eta(
                 t = torch.cat([s(samples).double().cpu() for s in stats], 1)
             mean_gap = t.mean(0) - target_vec
             gap = median_of_means(t, groups) - target_vec
-            if scale is None:
-                var = torch.nan_to_num(t.var(0, correction=0), nan=0.0)
+            if scale is None:  # robust too: a few wild chains would inflate Var T and stall Newton
+                var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
                 scale = torch.maximum(var, data_var).clamp_min(1e-12)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])

@@ -216,3 +216,13 @@ def test_calibration_survives_a_diverging_round():
     assert history[2]["step"] == "backtrack"
     eta = torch.tensor(comps.model.eta_report()["square"])
     assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
+
+
+def test_median_of_group_variances_ignores_a_wild_row():
+    from hebm_core.pipeline import median_of_means
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(1000, 1, generator=g, dtype=torch.float64)
+    t[7, 0] = 190.0  # one runaway chain: the plain variance jumps from ~1 to ~37
+    assert t.var(0, correction=0).item() > 30
+    assert median_of_means(t, var=True).item() == pytest.approx(1.0, abs=0.15)
