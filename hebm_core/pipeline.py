@@ -618,9 +618,8 @@ def calibrate_eta(
     pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
     data = tree.index(comps.bundle.train, pick[:max_data])
     with torch.no_grad():
-        values = {s.name: s(data).double() for s in stats}
-    target_vec = torch.cat([values[s.name].mean(0).cpu() for s in stats])
-    data_var = torch.cat([values[s.name].var(0, correction=0).cpu() for s in stats])
+        d = torch.cat([s(data).double().cpu() for s in stats], 1)
+    target_vec, data_var = d.mean(0), d.var(0, correction=0)
     scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
     keys = {s.name: model._key(s.name) for s in stats}
     sizes = [model.eta[keys[s.name]].numel() for s in stats]
@@ -638,18 +637,16 @@ def calibrate_eta(
     other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
     kind = "start"
     for r in range(rounds + 1):
-        eta = get_eta()
+        eta, diverged = get_eta(), None
         try:
             samples, _ = draw_samples(model, comps, n=n)
         except SamplerDivergenceError as exc:
             if best is None:
                 raise
-            samples, diverged = None, str(exc)
-        if samples is None:
-            gap = torch.full_like(best[1], math.nan)
-            mean_gap = gap
+            diverged = str(exc)
+        if diverged:
+            gap = mean_gap = torch.full_like(best[1], math.nan)
         else:
-            diverged = None
             with torch.no_grad():
                 t = torch.cat([s(samples).double().cpu() for s in stats], 1)
             mean_gap = t.mean(0) - target_vec
