@@ -289,6 +289,11 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
             raise ConfigError(f"[hybrid] {key} must be an integer, got {value!r}")
 
     cfg["train"] = check_train(cfg.get("train", {}))
+    if cfg.get("statistics") and cfg["train"].get("eta_lr") == 0 and not hybrid.get("calibrate_rounds"):
+        raise ConfigError(
+            "train.eta_lr = 0 freezes η at 0 during training: set [hybrid] calibrate_rounds to fit η "
+            "by moment matching afterwards, or the hybrid model is the vanilla one"
+        )
     order = {k: i for i, k in enumerate(TOP_LEVEL_KEYS)}
     return dict(sorted(cfg.items(), key=lambda kv: order[kv[0]]))
 

@@ -91,7 +91,9 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 256
     lr: float = 1e-3
-    #: Adam learning rate of the hybrid weights η (``None``: ``lr``); η gets no weight decay
+    #: Adam learning rate of the hybrid weights η (``None``: ``lr``); η gets no weight decay. ``0``
+    #: freezes η: the network trains alone (at η = 0 exactly as the vanilla model would) and η comes
+    #: from moment matching afterwards (``[hybrid] calibrate_rounds``)
     eta_lr: float | None = None
     weight_decay: float = 0.0
     #: max global gradient norm (``None``: no clipping); the pre-clip norm is logged either way
@@ -113,7 +115,7 @@ class TrainConfig:
             (self.steps >= 0, "steps must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
-            (self.eta_lr is None or self.eta_lr > 0, "eta_lr must be > 0 (or null for lr)"),
+            (self.eta_lr is None or self.eta_lr >= 0, "eta_lr must be >= 0 (or null for lr; 0 freezes η)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or null for no clipping)"),
             (self.ema_decay is None or 0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1) (or null for no EMA)"),
@@ -449,6 +451,10 @@ class Trainer:
         """Adam with groups: network weights (lr, weight decay), η (eta_lr, no decay), objective (lr, no decay)."""
         cfg = self.config
         eta_ids = {id(p) for m in self.model.modules() if isinstance(m, HybridEnergy) for p in m.eta.parameters()}
+        if cfg.eta_lr == 0:  # η frozen (before the EMA copy is made, which inherits it)
+            for m in self.model.modules():
+                if isinstance(m, HybridEnergy):
+                    m.eta.requires_grad_(False)
         model_params = [p for p in self.model.parameters() if p.requires_grad]
         model_ids = {id(p) for p in self.model.parameters()}
         objective_params = [p for p in self.objective.parameters() if p.requires_grad and id(p) not in model_ids]

@@ -268,3 +268,28 @@ def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
     assert rc == 0, err
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["training"]["eta_calibration"] == history and again["eta"] == rep["eta"]
+
+
+def test_frozen_eta_trains_the_vanilla_network_and_calibration_fits_eta(capsys, tmp_path):
+    """``train.eta_lr = 0``: the hybrid's network is bit for bit the vanilla one (same seed); η is
+    then fitted by moment matching alone, and without calibration the config is refused."""
+    from hebm_core.checkpoint import load_checkpoint
+
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "h", *TINY, "--set", "train.eta_lr=0",
+                      "--set", "hybrid.calibrate_rounds=3", "--set", "hybrid.calibrate_samples=400")
+    assert rc == 0, err
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "v", *TINY, "--no-statistics")
+    assert rc == 0, err
+    hyb, van = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("h", "v"))
+    for k, v in van["model"].items():
+        assert torch.equal(hyb["model"]["base." + k], v), k
+    assert hyb["model"]["eta.radius"].tolist() == [0.0]  # trained η: frozen at 0
+    rep = json.loads((tmp_path / "h" / "report.json").read_text())
+    history = rep["training"]["eta_calibration"]
+    assert history[0]["eta"] == {"radius": 0.0}
+    gaps = [abs(h["gap"]["radius"][0]) for h in history if h["kept"]]
+    assert gaps[-1] < 0.5 * gaps[0]  # moment matching moved η and closed most of the gap
+    assert rep["eta"]["radius"] != 0.0 and hyb["calibrated_eta"]["radius"].tolist() == [rep["eta"]["radius"]]
+
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "x", *TINY, "--set", "train.eta_lr=0")
+    assert rc != 0 and "calibrate_rounds" in err

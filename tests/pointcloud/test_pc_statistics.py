@@ -98,5 +98,30 @@ def test_scaled_laplacian_known_value_and_scale_free():
     # shrinking the cloud (or a clump) divides the plain Laplacian by the scale², not this one
     y = torch.rand(2, 50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(stat(0.01 * y), stat(y), rtol=1e-5)
-    assert "scaled=True" in repr(stat)
+    assert "relative='spacing'" in repr(stat)
     assert torch.autograd.gradcheck(lambda z: stat(z), (y.clone().requires_grad_(True),), eps=1e-7)
+
+
+def test_shape_laplacian_known_value_scale_free_and_no_dilation():
+    from hebm_pointcloud.statistics import STATISTICS, shape_laplacian_statistic
+
+    # the tetrahedron and its centre again: plain T = 5/4 (see above); the centroid is the origin
+    # and the mean squared radius (0 + 4·1)/5 = 4/5, so T = (5/4)/(4/5) = 25/16
+    v = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / 3**0.5
+    x = torch.cat([torch.zeros(1, 3, dtype=torch.float64), v]).unsqueeze(0)
+    stat = shape_laplacian_statistic(k=4, eps=1e-9)
+    assert stat.name == "laplacian_shape" and STATISTICS["laplacian_shape"] is shape_laplacian_statistic
+    assert stat(x).item() == pytest.approx(25 / 16, rel=1e-9)
+    y = torch.rand(2, 60, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(stat(0.01 * y + 3.0), stat(y), rtol=1e-5)
+    # degree-0 homogeneous and translation-invariant: the gradient is orthogonal to the dilation
+    # x − x̄, so following it cannot shrink the cloud (the plain Laplacian's gradient can and does)
+    y.requires_grad_(True)
+    (g,) = torch.autograd.grad(stat(y).sum(), y)
+    dil = (y - y.mean(1, keepdim=True)).detach()
+    cos = (g * dil).sum((1, 2)) / (g.norm(dim=(1, 2)) * dil.norm(dim=(1, 2)))
+    assert cos.abs().max() < 1e-6
+    (g0,) = torch.autograd.grad(laplacian_statistic(k=4)(y).sum(), y)
+    cos0 = (g0 * dil).sum((1, 2)) / (g0.norm(dim=(1, 2)) * dil.norm(dim=(1, 2)))
+    assert cos0.min() > 0.05  # the plain form's gradient has a dilation component (descent shrinks)
+    assert torch.autograd.gradcheck(lambda z: stat(z), (y,), eps=1e-7)

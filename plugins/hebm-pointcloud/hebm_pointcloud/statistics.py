@@ -9,8 +9,11 @@ neighbourhood size ``k`` (``ks=[8, 16, 32]`` gives three, each with its own η).
 gradient shrinks with the displacement, so at small σ its η-term is negligible next to the score).
 
 ``laplacian_scaled`` divides each ``‖L_i‖²`` by the mean squared distance to the same neighbours
-(+ ε²): roughness relative to the local spacing. It is scale-free, so shrinking a cloud (which
-lowers the plain form by the scale²) leaves it unchanged.
+(+ ε²): roughness relative to the local spacing. ``laplacian_shape`` divides the plain form by the
+cloud's mean squared distance to its centroid (+ ε²): roughness relative to the shape's size. Both
+are scale-free, so shrinking a cloud (which lowers the plain form by the scale²) leaves them
+unchanged, and their gradient has no component along the cloud's dilation: a hybrid term built
+on them smooths without shrinking the shape, as uniform Laplacian smoothing does.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ __all__ = [
     "laplacian_statistic",
     "log_laplacian_statistic",
     "scaled_laplacian_statistic",
+    "shape_laplacian_statistic",
+    "RELATIVE",
     "TRANSFORMS",
     "STATISTICS",
 ]
@@ -39,11 +44,30 @@ TRANSFORMS: dict[str, Callable[[Tensor, float], Tensor]] = {
 }
 
 
+def _spacing(x: Tensor, nb: Tensor) -> Tensor:
+    """Each point's mean squared distance to its neighbours ``[B, N]``."""
+    return (x.unsqueeze(2) - nb).pow(2).sum(-1).mean(-1)
+
+
+def _size(x: Tensor, nb: Tensor) -> Tensor:
+    """Each cloud's mean squared distance to its centroid ``[B, 1]``."""
+    return (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1, keepdim=True)
+
+
+#: what each ``‖L_i‖²`` is measured relative to (divided by, + ε²): ``[B, N]`` or ``[B, 1]``
+RELATIVE: dict[str, Callable[[Tensor, Tensor], Tensor] | None] = {
+    "none": None,
+    "spacing": _spacing,
+    "size": _size,
+}
+
+
 class LaplacianStatistic(Statistic):
     """``T_k(x) = mean_i ‖x_i − mean_{j∈kNN_k(i)} x_j‖²`` per cloud, for each ``k`` in ``ks``: ``[B, len(ks)]``.
 
-    ``scaled=True`` divides each point's term by ``mean_{j∈kNN_k(i)} ‖x_i − x_j‖² + ε²`` (before
-    ``transform``), which makes ``T`` invariant to the scale of the cloud.
+    ``relative="spacing"`` divides each point's term by ``mean_{j∈kNN_k(i)} ‖x_i − x_j‖² + ε²``,
+    ``relative="size"`` by the cloud's ``mean_i ‖x_i − x̄‖² + ε²`` (both before ``transform``):
+    either makes ``T`` invariant to the scale of the cloud.
 
     The graph is rebuilt from the current points at every call (under ``no_grad``) and held
     fixed for the gradient; the largest ``k`` is searched once and the smaller graphs are its
@@ -56,13 +80,15 @@ class LaplacianStatistic(Statistic):
         name: str = "laplacian",
         transform: str = "none",
         eps: float = 1e-2,
-        scaled: bool = False,
+        relative: str = "none",
     ) -> None:
         if transform not in TRANSFORMS:
             raise ValueError(f"laplacian: unknown transform {transform!r}; known: {', '.join(TRANSFORMS)}")
+        if relative not in RELATIVE:
+            raise ValueError(f"laplacian: unknown relative {relative!r}; known: {', '.join(RELATIVE)}")
         if eps <= 0:
             raise ValueError(f"laplacian: eps must be positive, got {eps}")
-        self.transform, self.eps, self.scaled = transform, float(eps), bool(scaled)
+        self.transform, self.eps, self.relative = transform, float(eps), relative
         ks = [int(k) for k in ks]
         if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
             raise ValueError(f"laplacian: ks must be distinct positive neighbour counts, got {ks}")
@@ -74,19 +100,19 @@ class LaplacianStatistic(Statistic):
     def compute(self, x: Tensor) -> Tensor:
         x = check_clouds(x)
         idx = knn_indices(x, max(self.ks))
-        f = TRANSFORMS[self.transform]
+        f, rel = TRANSFORMS[self.transform], RELATIVE[self.relative]
         out = []
         for k in self.ks:
             nb = gather_neighbours(x, idx[..., :k])
             sq = (x - nb.mean(2)).pow(2).sum(-1)
-            if self.scaled:
-                sq = sq / ((x.unsqueeze(2) - nb).pow(2).sum(-1).mean(-1) + self.eps**2)
+            if rel is not None:
+                sq = sq / (rel(x, nb) + self.eps**2)
             out.append(f(sq, self.eps).mean(-1))
         return torch.stack(out, -1)
 
     def __repr__(self) -> str:
-        scaled = ", scaled=True" if self.scaled else ""
-        return f"LaplacianStatistic(ks={self.ks}, transform={self.transform!r}{scaled})"
+        rel = f", relative={self.relative!r}" if self.relative != "none" else ""
+        return f"LaplacianStatistic(ks={self.ks}, transform={self.transform!r}{rel})"
 
 
 def laplacian_statistic(k: int = 8, ks: list[int] | None = None) -> LaplacianStatistic:
@@ -101,7 +127,12 @@ def log_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float 
 
 def scaled_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-3) -> LaplacianStatistic:
     """``mean_i ‖x_i − mean_{kNN} x_j‖² / (mean_{kNN} ‖x_i − x_j‖² + ε²)``: the Laplacian relative to the spacing."""
-    return LaplacianStatistic(ks if ks else [k], name="laplacian_scaled", eps=eps, scaled=True)
+    return LaplacianStatistic(ks if ks else [k], name="laplacian_scaled", eps=eps, relative="spacing")
+
+
+def shape_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-3) -> LaplacianStatistic:
+    """``mean_i ‖x_i − mean_{kNN} x_j‖² / (mean_i ‖x_i − x̄‖² + ε²)``: the Laplacian relative to the shape's size."""
+    return LaplacianStatistic(ks if ks else [k], name="laplacian_shape", eps=eps, relative="size")
 
 
 #: name -> factory, as the plugin registers them
@@ -109,4 +140,5 @@ STATISTICS = {
     "laplacian": laplacian_statistic,
     "laplacian_log": log_laplacian_statistic,
     "laplacian_scaled": scaled_laplacian_statistic,
+    "laplacian_shape": shape_laplacian_statistic,
 }

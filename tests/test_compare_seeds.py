@@ -1,0 +1,38 @@
+"""benchmarks/compare_seeds.py: the per-seed summary (means, paired difference, direction of "better")."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_seeds.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("compare_seeds", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_summary_means_paired_difference_and_direction():
+    mod = _module()
+    per_seed = {
+        0: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.0, "hybrid": 0.8},
+                        "pointflow/cov_cd_pct": {"vanilla": 20.0, "hybrid": 30.0},
+                        "pointflow/cd_time_s": {"vanilla": 1.0, "hybrid": 2.0}}},
+        1: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.2, "hybrid": 1.4},
+                        "pointflow/cov_cd_pct": {"vanilla": 40.0, "hybrid": 30.0}}},
+        2: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.1, "hybrid": 0.9},
+                        "pointflow/cov_cd_pct": {"vanilla": 30.0, "hybrid": 30.0}}},
+    }
+    s = mod.summarise(per_seed)
+    assert "pointflow/cd_time_s" not in s  # bookkeeping, not a quality metric
+    mmd, cov = s["pointflow/mmd_cd"], s["pointflow/cov_cd_pct"]
+    assert not mmd["higher_is_better"] and cov["higher_is_better"]
+    assert mmd["vanilla_mean"] == pytest.approx(1.1) and mmd["hybrid_mean"] == pytest.approx(3.1 / 3)
+    # paired differences −0.2, +0.2, −0.2: mean −0.2/3, sd 0.2309, se sd/√3
+    assert mmd["diff_mean"] == pytest.approx(-0.2 / 3)
+    assert mmd["diff_se"] == pytest.approx(0.23094 / 3**0.5, rel=1e-4)
+    assert mmd["seeds_hybrid_no_worse"] == 2 and mmd["seeds"] == 3
+    assert cov["seeds_hybrid_no_worse"] == 2  # 30 ≥ 20 and 30 ≥ 30, not 30 ≥ 40
