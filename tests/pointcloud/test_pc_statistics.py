@@ -83,14 +83,19 @@ def test_log_laplacian_gradient_scales_like_a_score():
     assert torch.autograd.gradcheck(lambda z: stat(z), (y,), eps=1e-7, atol=1e-5)
 
 
+def _tetrahedron_and_centre() -> torch.Tensor:
+    """A regular tetrahedron with unit vertices and its centre, ``[1, 5, 3]``."""
+    v = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / 3**0.5
+    return torch.cat([torch.zeros(1, 3, dtype=torch.float64), v]).unsqueeze(0)
+
+
 def test_scaled_laplacian_known_value_and_scale_free():
     from hebm_pointcloud.statistics import STATISTICS, scaled_laplacian_statistic
 
     # a regular tetrahedron (unit vertices) and its centre; with k = 4 every point sees all others.
     # Centre: L = 0. Vertex v: L = v − (−v + 0)/4 = 1.25 v, ‖L‖² = 25/16; mean squared distance to
     # the others = (1 + 3·8/3)/4 = 9/4, so the ratio is 25/36 and T = 4·(25/36)/5 = 5/9.
-    v = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / 3**0.5
-    x = torch.cat([torch.zeros(1, 3, dtype=torch.float64), v]).unsqueeze(0)
+    x = _tetrahedron_and_centre()
     stat = scaled_laplacian_statistic(k=4, eps=1e-9)
     assert stat.name == "laplacian_scaled" and STATISTICS["laplacian_scaled"] is scaled_laplacian_statistic
     assert stat(x).item() == pytest.approx(5 / 9, rel=1e-9)
@@ -107,8 +112,7 @@ def test_shape_laplacian_known_value_scale_free_and_no_dilation():
 
     # the tetrahedron and its centre again: plain T = 5/4 (see above); the centroid is the origin
     # and the mean squared radius (0 + 4·1)/5 = 4/5, so T = (5/4)/(4/5) = 25/16
-    v = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / 3**0.5
-    x = torch.cat([torch.zeros(1, 3, dtype=torch.float64), v]).unsqueeze(0)
+    x = _tetrahedron_and_centre()
     stat = shape_laplacian_statistic(k=4, eps=1e-9)
     assert stat.name == "laplacian_shape" and STATISTICS["laplacian_shape"] is shape_laplacian_statistic
     assert stat(x).item() == pytest.approx(25 / 16, rel=1e-9)
