@@ -75,3 +75,25 @@ def test_default_config_scales_the_laplacian_like_a_gaussian_score_and_fits_eta_
     assert eta_star < -1e3
     hyb, train = DEFAULT_CONFIG["hybrid"], DEFAULT_CONFIG["train"]
     assert train["eta_lr"] == 0 and hyb["calibrate_rounds"] >= 4
+
+
+@pytest.mark.parametrize("name", ["shapenet.toml", "gpu.toml"])
+def test_shipped_configs_build_and_fit_eta_by_moments(name):
+    """Every option of the shipped ShapeNet configs is accepted (on a few embedded primitives): the
+    network trains alone and η of the size-relative Laplacian comes from the calibration."""
+    from pathlib import Path
+
+    from hebm_core.config import load_toml, resolve_config
+    from hebm_core.pipeline import build, build_metrics, plan_sampling
+
+    cfg = load_toml(Path(__file__).resolve().parents[2] / "plugins" / "hebm-pointcloud" / "configs" / name)
+    assert cfg["data"]["name"] == "shapenet"
+    cfg["data"] = {"name": "primitives", "n_train": 4, "n_test": 2, "n_points": 64}
+    cfg["train"]["device"] = "cpu"
+    resolved = resolve_config(overrides=cfg)
+    assert resolved["train"]["eta_lr"] == 0 and resolved["hybrid"]["calibrate_rounds"] >= 4
+    comps = build(resolved)
+    assert [s.name for s in comps.statistics] == ["laplacian_shape"]
+    assert {s.name for s in comps.eval_statistics} >= {"laplacian", "laplacian_shape"}
+    plan_sampling(comps)
+    assert [type(m).__name__ for m in build_metrics(comps)] == ["StatisticGap", "PointFlowMetrics"]
