@@ -82,16 +82,17 @@ class HybridEnergy(EnergyModel):
             total = term if total is None else total + term
         return total
 
-    def inactive(self) -> bool:
-        """True when the term is identically 0: every η frozen (``requires_grad`` off) at 0.
+    def frozen_at_zero(self) -> bool:
+        """True when every η is frozen (``requires_grad`` off) at 0, so the term is identically 0.
 
-        Then :meth:`energy` skips the statistics (a network trained with ``eta_lr = 0`` costs
-        what the vanilla one does, and trains exactly as it does)."""
-        return not self.statistics or not any(p.requires_grad or bool(p.any()) for p in self.eta.values())
+        In training mode :meth:`energy` then skips the statistics: a network trained with
+        ``eta_lr = 0`` costs what the vanilla one does, and trains exactly as it does. Sampling
+        (eval mode) does not ask, so its loop never waits on η's values."""
+        return not any(p.requires_grad or bool(p.any()) for p in self.eta.values())
 
     def energy(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
         e = self.base.energy(x, sigma)
-        if self.inactive():
+        if not self.statistics or (self.training and self.frozen_at_zero()):
             return e
         h = self.hybrid_term(x)
         if self.sigma_power and sigma is not None:

@@ -406,6 +406,10 @@ class Trainer:
         self.objective.setup(tree.to_device(first, self.device))
         self.objective.to(self.device)
 
+        if config.eta_lr == 0:  # η frozen, before the optimizer and the EMA copy (which inherits it)
+            for m in self.model.modules():
+                if isinstance(m, HybridEnergy):
+                    m.eta.requires_grad_(False)
         self.optimizer, self._group_options = self._build_optimizer()
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.ema: AveragedModel | None = None
@@ -451,10 +455,6 @@ class Trainer:
         """Adam with groups: network weights (lr, weight decay), η (eta_lr, no decay), objective (lr, no decay)."""
         cfg = self.config
         eta_ids = {id(p) for m in self.model.modules() if isinstance(m, HybridEnergy) for p in m.eta.parameters()}
-        if cfg.eta_lr == 0:  # η frozen (before the EMA copy is made, which inherits it)
-            for m in self.model.modules():
-                if isinstance(m, HybridEnergy):
-                    m.eta.requires_grad_(False)
         model_params = [p for p in self.model.parameters() if p.requires_grad]
         model_ids = {id(p) for p in self.model.parameters()}
         objective_params = [p for p in self.objective.parameters() if p.requires_grad and id(p) not in model_ids]
