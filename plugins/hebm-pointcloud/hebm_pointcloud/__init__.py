@@ -38,8 +38,8 @@ DEFAULT_CONFIG = {
     "model": {"name": "set_energy", "hidden": 64, "depth": 2},
     "objective": {"name": "dsm", "sigma_min": 0.01, "sigma_max": 1.0, "n_sigmas": 10},
     # η·T·(σ_min/σ)²: the Laplacian's pull grows like a Gaussian score as σ falls (η: its weight at
-    # σ_min); η from 5 rounds of moment matching on 64 samples each
-    "hybrid": {"sigma_power": 2, "calibrate_rounds": 5, "calibrate_samples": 64, "calibrate_lr": 4.0},
+    # σ_min); η from 6 rounds of moment matching on 64 samples each
+    "hybrid": {"sigma_power": 2, "calibrate_rounds": 6, "calibrate_samples": 64, "calibrate_lr": 4.0},
     "train": {
         "steps": 1000,
         "batch_size": 32,

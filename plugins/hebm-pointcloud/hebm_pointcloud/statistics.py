@@ -13,7 +13,7 @@ gradient shrinks with the displacement, so at small σ its η-term is negligible
 cloud's mean squared distance to its centroid (+ ε²): roughness relative to the shape's size. Both
 are scale-free, so shrinking a cloud (which lowers the plain form by the scale²) leaves them
 unchanged, and their gradient has no component along the cloud's dilation: a hybrid term built
-on them smooths without shrinking the shape, as uniform Laplacian smoothing does.
+on them smooths without the shrinking that uniform Laplacian smoothing causes.
 """
 
 from __future__ import annotations
