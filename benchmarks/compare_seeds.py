@@ -65,6 +65,14 @@ def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def print_summary(summary: dict[str, Any], prefix: str = "", side: str = "hybrid") -> None:
+    """One line per metric: both means, the paired difference ± SE, seeds where ``side`` is no worse."""
+    for key, s in summary.items():
+        se = f" ± {s['diff_se']:.3g}" if s["diff_se"] is not None else ""
+        print(f"{prefix}{key:36s} vanilla {s['vanilla_mean']:.5g}  {side} {s['hybrid_mean']:.5g}  "
+              f"diff {s['diff_mean']:+.3g}{se}  {side} no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}")
+
+
 def plot(summary: dict[str, Any], path: Path) -> Path | None:
     """One panel per metric: vanilla and hybrid means with ±1 sd over seeds (matplotlib if installed)."""
     try:
@@ -125,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                        for s, rep in per_seed.items()},
         "plot": str(picture) if picture else None,
     })
-    for key, s in summary.items():
-        se = f" ± {s['diff_se']:.3g}" if s["diff_se"] is not None else ""
-        print(f"{key:36s} vanilla {s['vanilla_mean']:.5g}  hybrid {s['hybrid_mean']:.5g}  "
-              f"diff {s['diff_mean']:+.3g}{se}  hybrid no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}")
+    print_summary(summary)
     print(f"wrote {report_path}")
     return 0
 

@@ -9,9 +9,15 @@ shapes and each model's samples:
 - nearest-cloud Chamfer distances: sample → nearest test shape, test → nearest sample, sample →
   nearest other sample, test → nearest other test shape. 1-NNA compares the last two kinds with
   the first two, so a set that tightens faster than it approaches the data scores worse;
+- ``one_nna_cd_sides``: 1-NNA-CD's accuracy on the samples and on the test shapes apart;
 - per evaluated statistic: mean T on the training and the test shapes (with the test mean's
   standard error) and their gap as a share of the vanilla ΔT. ΔT is measured against the test
-  shapes while η is calibrated on the training shapes, so this share bounds the reachable reduction.
+  shapes while η is calibrated on the training shapes, so this share bounds the reachable reduction;
+- ``smoothing_control`` (``--control``): the vanilla samples smoothed after sampling, one umbrella
+  step ``x_i += λ·(mean_{kNN} x_j − x_i)`` with λ bisected so that their plain Laplacian T equals
+  the hybrid's, and the configured metrics on them. It separates what any smoothing does to the
+  metrics (a sample's nearest other sample gets closer twice as fast as its nearest test shape,
+  because both ends lose their noise) from what the hybrid does beyond that.
 
     python benchmarks/pointcloud_diagnostics.py --run runs/seeds_tilt/seed0 \\
         --out benchmarks/results/pc_diagnostics_seed0.json
@@ -24,9 +30,10 @@ import json
 from pathlib import Path
 
 import torch
-from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices
+from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian
+from hebm_pointcloud.metrics import one_nna_sides
 
-from hebm_core.pipeline import environment, load_run, write_json
+from hebm_core.pipeline import environment, evaluate, load_run, write_json
 
 
 def radius(x: torch.Tensor) -> float:
@@ -44,32 +51,60 @@ def nearest(d: torch.Tensor, leave_one_out: bool = False) -> float:
     return float(d.min(1).values.mean())
 
 
+def umbrella(x: torch.Tensor, lam: float, k: int = 8) -> torch.Tensor:
+    """One uniform-Laplacian smoothing step: every point moves ``λ`` of the way to its kNN centroid."""
+    return x - lam * (x - gather_neighbours(x, knn_indices(x, k)).mean(2))
+
+
+def smoothing_control(x: torch.Tensor, target: float, k: int = 8, iters: int = 30) -> tuple[float, torch.Tensor]:
+    """``(λ, clouds)``: ``x`` after the umbrella step whose mean Laplacian T is ``target`` (λ in [0, 1])."""
+
+    def t(lam: float) -> float:
+        return float(laplacian(umbrella(x, lam, k), k).mean())
+
+    if t(0.0) <= target:
+        return 0.0, x
+    lo, hi = 0.0, 1.0
+    for _ in range(iters):  # T falls as λ grows over [0, 1]
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t(mid) > target else (lo, mid)
+    return hi, umbrella(x, hi, k)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a `hebm compare` output folder")
     p.add_argument("--out", default="benchmarks/results/pc_diagnostics.json", help="JSON report path")
+    p.add_argument("--control", action="store_true", help="also score the smoothed-vanilla control (slow: EMD)")
+    p.add_argument("--samples", help="hybrid samples to use instead of hybrid/samples.pt (e.g. a tilt_statistics.py "
+                   "tilt; with --control they are scored again)")
     args = p.parse_args(argv)
     run = Path(args.run)
     comps, _ = load_run(run / "vanilla" / "checkpoint.pt", device="cpu")
     train, ref = comps.bundle.train, comps.reference
-    samples = {side: torch.load(run / side / "samples.pt", weights_only=True) for side in ("vanilla", "hybrid")}
+    paths = {"vanilla": run / "vanilla" / "samples.pt", "hybrid": Path(args.samples or run / "hybrid" / "samples.pt")}
+    samples = {side: torch.load(path, weights_only=True) for side, path in paths.items()}
     d_rr = chamfer_matrix(ref, ref)
     clouds = {"train": train, "test": ref, **samples}
     report: dict = {
         **environment(),
         "run": str(run),
+        "samples": {k: str(v) for k, v in paths.items()},
         "radius": {k: radius(v) for k, v in clouds.items()},
         "nn_point": {k: nn_point(v) for k, v in clouds.items()},
         "chamfer_nearest": {"test_to_test": nearest(d_rr, True)},
+        "one_nna_cd_sides": {},
         "statistics": {},
     }
     for side, s in samples.items():
-        d_gr = chamfer_matrix(s, ref)
+        d_gr, d_gg = chamfer_matrix(s, ref), chamfer_matrix(s, s)
         report["chamfer_nearest"][side] = {
             "sample_to_test": nearest(d_gr),
             "test_to_sample": nearest(d_gr.T),
-            "sample_to_sample": nearest(chamfer_matrix(s, s), True),
+            "sample_to_sample": nearest(d_gg, True),
         }
+        gen, test = one_nna_sides(d_gg, d_gr, d_rr)
+        report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
     compare = json.loads((run / "compare.json").read_text())
     for stat in comps.eval_statistics:
         with torch.no_grad():
@@ -83,8 +118,23 @@ def main(argv: list[str] | None = None) -> int:
             "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
             "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
         }
+    if args.control:
+        with torch.no_grad():
+            target = float(laplacian(samples["hybrid"]).mean())
+            lam, smoothed = smoothing_control(samples["vanilla"], target)
+        scored = {k: v for k, v in evaluate(smoothed, comps).items() if not k.endswith("_s")}
+        hybrid = evaluate(samples["hybrid"], comps) if args.samples else {
+            k: v["hybrid"] for k, v in compare["metrics"].items()}
+        report["smoothing_control"] = {
+            "lambda": lam,
+            "laplacian_target": target,
+            "metrics": scored,
+            "hybrid": {k: hybrid[k] for k in scored if k in hybrid},
+            "vanilla": {k: compare["metrics"][k]["vanilla"] for k in scored if k in compare["metrics"]},
+        }
     write_json(args.out, report)
-    print(json.dumps({k: report[k] for k in ("radius", "nn_point", "chamfer_nearest", "statistics")}, indent=1))
+    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "statistics", "smoothing_control")
+    print(json.dumps({k: report[k] for k in keys if k in report}, indent=1))
     return 0
 
 

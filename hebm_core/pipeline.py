@@ -584,6 +584,27 @@ def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:
     return torch.stack([stat(t[i::groups]) for i in range(groups)]).median(0).values
 
 
+def _robust_covariance(t: Tensor, var: Tensor) -> Tensor:
+    """``diag(√var)·R·diag(√var)``: the given (robust) variances with the rows' correlations ``R``."""
+    finite = t[torch.isfinite(t).all(1)]
+    m = t.shape[1]
+    if m == 1 or finite.shape[0] < 3:
+        return torch.diag(var)
+    corr = torch.nan_to_num(torch.corrcoef(finite.T), nan=0.0).clamp(-1.0, 1.0)
+    corr = corr.fill_diagonal_(1.0) + 1e-6 * torch.eye(m, dtype=corr.dtype)
+    sd = var.sqrt()
+    return sd[:, None] * corr * sd[None, :]
+
+
+def _solve(a: Tensor, b: Tensor) -> Tensor | None:
+    """``a⁻¹·b``, or ``None`` where ``a`` is singular or the result is not finite."""
+    try:
+        x = torch.linalg.solve(a, b)
+    except RuntimeError:
+        return None
+    return x if bool(torch.isfinite(x).all()) else None
+
+
 def calibrate_eta(
     model: HybridEnergy,
     comps: Components,
@@ -597,22 +618,23 @@ def calibrate_eta(
     """Moment matching for η with the network held fixed: drive ``gap = E_model T − E_data T`` to 0.
 
     For ``log p = F + η·T − log Z`` the log-likelihood's gradient in η is ``−gap`` and its
-    curvature ``−Var_model T``, so the first step is Newton's, per component,
-    ``η −= lr·gap / Var T`` (median-of-groups variance of the round-0 samples, or the data's if
-    larger): scale-free, and exact for an exact sampler with ``lr = 1``. Later steps are secant steps,
-    ``η −= gap / slope`` with ``slope = Δgap/Δη`` measured between the best η so far and the last
-    other one tried (a slope that is not positive falls back to the Newton step), so the rounds
-    converge where the samples respond to η more weakly than the model says (short chains). Each
-    step is at most ``max_growth`` times the previous one. A round whose standardised gap
-    ``Σ |gap| / sd T`` is larger than the best one's (a too strong η can break sampling) is
-    undone (so is one whose sampler diverged): the next try lies at most halfway back from the
-    rejected η to the best. E_model comes from ``n`` samples drawn as ``[sampler]`` says (same seed
-    every round, so rounds differ by η, not by noise), as a median of means over ``groups`` groups
-    of chains, so a rare chain that runs off (one exploded QM9 graph has T ≈ 190 against a
-    mean of 0.03) cannot steer η; E_data from up to ``max_data`` training samples (a seeded
-    random subset, since datasets may be sorted, as QM9 is by size). Returns every tried η with its
-    gap (and the plain-mean gap), the kind of step that led to it and whether it was kept; the
-    model ends with the best η.
+    curvature ``−Cov_model T``, so the first step is Newton's, ``η −= lr·C⁻¹·gap`` with ``C`` the
+    round-0 samples' covariance (robust: median-of-groups variances, or the data's where larger,
+    with the samples' correlations): scale-free, and exact for an exact sampler with ``lr = 1``.
+    Components that move together are stepped jointly (a per-component step would overshoot).
+    Later steps are secant steps, per component, ``η −= gap / slope`` with ``slope = Δgap/Δη``
+    measured between the best η so far and the last other one tried (a slope that is not positive
+    falls back to the Newton step), so the rounds converge where the samples respond to η more
+    weakly than the model says (short chains). Each step is at most ``max_growth`` times the
+    previous one. A round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's
+    (a too strong η can break sampling) is undone (so is one whose sampler diverged): the
+    next try lies at most halfway back from the rejected η to the best. E_model comes from ``n``
+    samples drawn as ``[sampler]`` says (same seed every round, so rounds differ by η, not by
+    noise), as a median of means over ``groups`` groups of chains, so a rare chain that runs off
+    (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
+    ``max_data`` training samples (a seeded random subset, since datasets may be sorted, as QM9 is
+    by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
+    led to it and whether it was kept; the model ends with the best η.
     """
     stats = model.statistics
     pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
@@ -621,6 +643,7 @@ def calibrate_eta(
         d = torch.cat([s(data).double().cpu() for s in stats], 1)
     target_vec, data_var = d.mean(0), d.var(0, correction=0)
     scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
+    cov: Tensor | None = None  # C: the round-0 samples' robust covariance
     keys = {s.name: model._key(s.name) for s in stats}
     sizes = [model.eta[keys[s.name]].numel() for s in stats]
 
@@ -654,6 +677,7 @@ def calibrate_eta(
             if scale is None:  # robust too: a few wild chains would inflate Var T and stall Newton
                 var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
                 scale = torch.maximum(var, data_var).clamp_min(1e-12)
+                cov = _robust_covariance(t, scale)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
         history.append({"round": r, "eta": model.eta_report(),
@@ -671,7 +695,9 @@ def calibrate_eta(
         if r == rounds:
             break
         eta_b, gap_b = best[0], best[1]
-        step = -lr * gap_b / scale  # Newton on the log-likelihood, curvature Var T
+        step = _solve(cov, -lr * gap_b)  # Newton on the log-likelihood, curvature Cov T
+        if step is None:  # cannot happen with the ridge, but never step blind
+            step = -lr * gap_b / scale
         kind = "newton"
         if other is not None:
             d_eta = eta_b - other[0]

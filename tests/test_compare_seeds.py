@@ -1,18 +1,11 @@
 """benchmarks/compare_seeds.py: the per-seed summary (means, paired difference, direction of "better")."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_seeds.py"
+from _util import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("compare_seeds", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("compare_seeds")
 
 
 def test_summary_means_paired_difference_and_direction():

@@ -188,6 +188,35 @@ def test_calibrate_eta_is_scale_free_across_components():
     assert history[1]["step"] == "newton" and history[1]["kept"]
 
 
+def test_calibrate_eta_steps_correlated_components_jointly():
+    """T = A·x with A = [[1, 0], [1, 0.2]] on a N(0, I) base: the components correlate at 0.98 and
+    E_η x = Aᵀ·η, so moment matching means Aᵀ·η = m (m: the data mean). Newton with the full
+    covariance lands there in one step; a per-component step would overshoot twofold. (η₂ itself
+    is ill-determined: 0.2·η₂ is the mean of x₂, known to the sampler's ±0.03.)"""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    comps = pipeline.build(resolve_config(overrides={
+        "plugin": "toy", "statistics": [], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
+        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+    }))
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.2]])
+
+    @statistic(name="coupled")
+    def coupled(x):
+        return x @ a.T.to(x)
+
+    model = HybridEnergy(comps.model, [coupled], example=comps.example)
+    history = pipeline.calibrate_eta(model, comps, rounds=2, n=4000, lr=1.0)
+    m = comps.bundle.train.double().mean(0)
+    assert history[1]["step"] == "newton" and history[1]["kept"]
+    for eta in (history[1]["eta"]["coupled"], model.eta_report()["coupled"]):
+        mean = a.double().T @ torch.tensor(eta, dtype=torch.float64)
+        assert torch.allclose(mean, m, atol=0.05), (mean, m)
+    assert max(abs(g) for g in history[1]["gap"]["coupled"]) < 0.08 < max(abs(g) for g in history[0]["gap"]["coupled"])
+
+
 def test_median_of_means_ignores_a_few_wild_rows():
     from hebm_core.pipeline import median_of_means
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hebm_pointcloud.metrics import PointFlowMetrics, mmd_cov, one_nna
+from hebm_pointcloud.metrics import PointFlowMetrics, mmd_cov, one_nna, one_nna_sides
 
 
 def _family(n, shift, seed, points=64):
@@ -27,6 +27,7 @@ def test_disjoint_families_are_told_apart():
     m.update(a, b)
     out = m.compute()
     assert out["pointflow/1nna_cd_pct"] == 100.0 and out["pointflow/1nna_emd_pct"] == 100.0
+    assert out["pointflow/1nna_cd_generated_pct"] == out["pointflow/1nna_emd_reference_pct"] == 100.0
     assert out["pointflow/mmd_cd"] > 50  # ~2·5²·... far apart
     assert out["pointflow/emd_points"] == 32 and out["pointflow/emd_check_pairs"] == 3
     assert 0 <= out["pointflow/emd_subsample_mean_rel_error"] < 0.05  # far-apart clouds: EMD ≈ the shift
@@ -50,3 +51,8 @@ def test_mmd_cov_and_1nna_by_hand():
     rr = torch.full((3, 3), 9.0).fill_diagonal_(0)
     # each generated shape's nearest is a reference (wrong), each reference's nearest is generated (wrong)
     assert one_nna(gg, d, rr) == pytest.approx(0.0)
+    # generated shapes that resemble each other more than any reference are all caught, while
+    # the references (nearest: a generated one) are all missed: 2 of 5 right
+    tight = torch.tensor([[0.0, 0.05], [0.05, 0.0]])
+    assert one_nna_sides(tight, d, rr) == pytest.approx((1.0, 0.0))
+    assert one_nna(tight, d, rr) == pytest.approx(2 / 5)

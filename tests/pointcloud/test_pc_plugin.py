@@ -55,15 +55,15 @@ def test_default_config_scales_the_laplacian_like_a_gaussian_score_and_fits_eta_
     comps = build(cfg)
     model, sig_min = comps.model.double(), DEFAULT_CONFIG["objective"]["sigma_min"]
     assert model.sigma_power == 2 and model.sigma_ref == pytest.approx(sig_min)
+    assert [s.name for s in comps.statistics] == ["laplacian_shape", "size"]
     name = comps.statistics[0].name
-    assert name == "laplacian_shape"
     x = comps.bundle.train[:8].double()
     with torch.no_grad():
         model.eta[name].fill_(-1.0)
     for s in (sig_min, 10 * sig_min):
         xs = x.clone()
         sig = torch.full((8,), s, dtype=x.dtype)
-        e_h = model.energy(xs, sig).sum() - model.base.energy(xs, sig).sum()
+        e_h = model.energy(xs, sig).sum() - model.base.energy(xs, sig).sum()  # η_size = 0
         t = comps.statistics[0](xs).sum()
         ratio = (e_h / t).item()
         assert ratio == pytest.approx((sig_min / s) ** 2, rel=1e-6)

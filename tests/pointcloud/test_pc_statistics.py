@@ -129,3 +129,40 @@ def test_shape_laplacian_known_value_scale_free_and_no_dilation():
     cos0 = (g0 * dil).sum((1, 2)) / (g0.norm(dim=(1, 2)) * dil.norm(dim=(1, 2)))
     assert cos0.min() > 0.05  # the plain form's gradient has a dilation component (descent shrinks)
     assert torch.autograd.gradcheck(lambda z: stat(z), (y,), eps=1e-7)
+
+
+def test_spacing_known_value_scale_free_and_clumps_lower_it():
+    from hebm_pointcloud.statistics import STATISTICS, spacing_statistic
+
+    # tetrahedron + centre: every point's nearest other point is at distance 1 (vertex–vertex is
+    # √(8/3)); mean squared radius 4/5, so T = log(1 / (4/5)) = log(5/4)
+    x = _tetrahedron_and_centre()
+    stat = spacing_statistic(eps=1e-9)
+    assert stat.name == "spacing" and STATISTICS["spacing"] is spacing_statistic and stat.dim == 1
+    assert stat(x).item() == pytest.approx(torch.log(torch.tensor(1.25)).item(), rel=1e-7)
+    # an even grid against the same grid with every other point pulled onto its neighbour
+    g = _grid(12)
+    clumped = g.clone()
+    clumped[:, 1::2, 1] -= 0.09  # odd j onto its even neighbour j − 1
+    assert stat(g).item() > stat(clumped).item() + 1.0
+    y = torch.rand(2, 60, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    assert torch.allclose(stat(0.01 * y - 2.0), stat(y), rtol=1e-5)
+    # degree-0 homogeneous: the gradient has no dilation component
+    y.requires_grad_(True)
+    (grad,) = torch.autograd.grad(stat(y).sum(), y)
+    dil = (y - y.mean(1, keepdim=True)).detach()
+    cos = (grad * dil).sum((1, 2)) / (grad.norm(dim=(1, 2)) * dil.norm(dim=(1, 2)))
+    assert cos.abs().max() < 1e-6
+    assert torch.autograd.gradcheck(lambda z: stat(z), (y,), eps=1e-7)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        spacing_statistic(eps=0)
+
+
+def test_size_is_the_mean_squared_radius():
+    from hebm_pointcloud.statistics import STATISTICS, size_statistic
+
+    x = _tetrahedron_and_centre()  # centroid at the origin, squared radii 0 and four 1s
+    stat = size_statistic()
+    assert STATISTICS["size"] is size_statistic and stat.dim == 1
+    assert stat(x + 2.0).item() == pytest.approx(4 / 5, rel=1e-12)  # translation-invariant
+    assert stat(3 * x).item() == pytest.approx(9 * 4 / 5, rel=1e-12)

@@ -25,7 +25,7 @@ from hebm_core.metrics import Metric, StatisticGap
 from hebm_core.statistics import Statistic
 from hebm_pointcloud.geometry import chamfer_matrix, check_clouds
 
-__all__ = ["emd", "emd_matrix", "mmd_cov", "one_nna", "PointFlowMetrics", "METRICS"]
+__all__ = ["emd", "emd_matrix", "mmd_cov", "one_nna", "one_nna_sides", "PointFlowMetrics", "METRICS"]
 
 
 def emd(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
@@ -59,14 +59,26 @@ def mmd_cov(d_gen_ref: Tensor) -> tuple[float, float]:
     return float(mmd), float(cov)
 
 
-def one_nna(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> float:
-    """Leave-one-out 1-NN accuracy (fraction) of telling generated from reference shapes."""
+def one_nna_sides(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> tuple[float, float]:
+    """Leave-one-out 1-NN accuracy (fractions) on the generated shapes and on the reference shapes.
+
+    Reported apart because they answer different questions: a generated shape is "caught" when
+    its nearest neighbour is another generated one (the samples resemble each other more than the
+    data), a reference shape when its nearest is another reference (the samples miss it).
+    """
     ng, nr = d_gr.shape
     full = torch.cat([torch.cat([d_gg, d_gr], 1), torch.cat([d_gr.T, d_rr], 1)], 0).clone()
     full.fill_diagonal_(float("inf"))
     label = torch.cat([torch.ones(ng), torch.zeros(nr)])
-    pred = label[full.argmin(1)]
-    return float((pred == label).double().mean())
+    right = label[full.argmin(1)] == label
+    return float(right[:ng].double().mean()), float(right[ng:].double().mean())
+
+
+def one_nna(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> float:
+    """Leave-one-out 1-NN accuracy (fraction) of telling generated from reference shapes."""
+    ng, nr = d_gr.shape
+    gen, ref = one_nna_sides(d_gg, d_gr, d_rr)
+    return (ng * gen + nr * ref) / (ng + nr)
 
 
 class PointFlowMetrics(Metric):
@@ -74,7 +86,8 @@ class PointFlowMetrics(Metric):
 
     ``emd_points``: points per cloud for EMD (0: all points, exact); ``emd_check_pairs``: pairs on
     which the subsampled EMD is compared with exact full-cloud EMD; ``use_emd``: skip EMD entirely;
-    ``max_shapes``: cap on each set. Keys are ``pointflow/<metric>`` (MMD raw, COV and 1-NNA in %).
+    ``max_shapes``: cap on each set. Keys are ``pointflow/<metric>`` (MMD raw, COV and 1-NNA in %;
+    1-NNA also per side, ``1nna_<cd|emd>_generated_pct`` and ``_reference_pct``).
     """
 
     name = "pointflow"
@@ -131,7 +144,10 @@ class PointFlowMetrics(Metric):
             mmd, cov = mmd_cov(gr)
             out[f"pointflow/mmd_{kind}"] = mmd
             out[f"pointflow/cov_{kind}_pct"] = 100 * cov
-            out[f"pointflow/1nna_{kind}_pct"] = 100 * one_nna(gg, gr, rr)
+            gen, ref_side = one_nna_sides(gg, gr, rr)
+            out[f"pointflow/1nna_{kind}_pct"] = 100 * (gen + ref_side) / 2  # equal set sizes
+            out[f"pointflow/1nna_{kind}_generated_pct"] = 100 * gen
+            out[f"pointflow/1nna_{kind}_reference_pct"] = 100 * ref_side
         return out
 
     def _emd_error(self, gen: Tensor, ref: Tensor, gs: Tensor, rs: Tensor, sub: Tensor) -> dict[str, float]:

@@ -32,6 +32,8 @@ __all__ = [
     "log_laplacian_statistic",
     "scaled_laplacian_statistic",
     "shape_laplacian_statistic",
+    "SizeStatistic",
+    "SpacingStatistic",
     "RELATIVE",
     "TRANSFORMS",
     "STATISTICS",
@@ -135,10 +137,68 @@ def shape_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: floa
     return LaplacianStatistic(ks if ks else [k], name="laplacian_shape", eps=eps, relative="size")
 
 
+class SpacingStatistic(Statistic):
+    """``T(x) = mean_i log(d_i² / s² + ε²)``: how evenly the points spread over the shape.
+
+    ``d_i`` is the distance from point ``i`` to its nearest other point and ``s²`` the cloud's mean
+    squared distance to its centroid, so ``T`` is scale-free. Up to constants it is the
+    Kozachenko–Leonenko estimate of the entropy of the points on the surface: clumps lower it, an
+    even (blue-noise, Poisson-disk) spread raises it. The Laplacian rewards clumping (a cluster of
+    ``k + 1`` coincident points has zero Laplacian), so a hybrid term on the Laplacian alone
+    tightens points into clumps; this component, with its own η, holds the spread at the data's.
+    The nearest-neighbour graph is rebuilt at every call and held fixed for the gradient.
+    """
+
+    def __init__(self, name: str = "spacing", eps: float = 1e-3) -> None:
+        if eps <= 0:
+            raise ValueError(f"spacing: eps must be positive, got {eps}")
+        self.name, self.eps, self.dim = name, float(eps), 1
+
+    def compute(self, x: Tensor) -> Tensor:
+        x = check_clouds(x)
+        nearest = gather_neighbours(x, knn_indices(x, 1))[:, :, 0]
+        d2 = (x - nearest).pow(2).sum(-1)
+        size = (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1, keepdim=True)
+        return torch.log(d2 / size + self.eps**2).mean(-1, keepdim=True)
+
+    def __repr__(self) -> str:
+        return f"SpacingStatistic(eps={self.eps})"
+
+
+def spacing_statistic(eps: float = 1e-3) -> SpacingStatistic:
+    """``mean_i log(d_i² / s² + ε²)``: nearest-neighbour spread relative to the shape's size."""
+    return SpacingStatistic(eps=eps)
+
+
+class SizeStatistic(Statistic):
+    """``T(x) = mean_i ‖x_i − x̄‖²``: the cloud's mean squared radius.
+
+    Paired with a size-relative statistic (``laplacian_shape``, ``spacing``), whose gradients have
+    no dilation component, it lets moment matching set the samples' scale too: the product of
+    the two then matches the plain, size-dependent statistic.
+    """
+
+    name, dim = "size", 1
+
+    def compute(self, x: Tensor) -> Tensor:
+        x = check_clouds(x)
+        return _size(x, x)
+
+    def __repr__(self) -> str:
+        return "SizeStatistic()"
+
+
+def size_statistic() -> SizeStatistic:
+    """``mean_i ‖x_i − x̄‖²``: the mean squared distance to the centroid."""
+    return SizeStatistic()
+
+
 #: name -> factory, as the plugin registers them
 STATISTICS = {
     "laplacian": laplacian_statistic,
     "laplacian_log": log_laplacian_statistic,
     "laplacian_scaled": scaled_laplacian_statistic,
     "laplacian_shape": shape_laplacian_statistic,
+    "spacing": spacing_statistic,
+    "size": size_statistic,
 }

@@ -1,0 +1,135 @@
+"""Tilt trained vanilla networks by other statistics and score each tilt against vanilla, over seeds.
+
+With ``train.eta_lr = 0`` a hybrid's network is the vanilla network of the same seed, bit for bit,
+so a statistic can be tried without training again. For each ``hebm compare`` folder in ``--runs``
+this script loads ``vanilla/checkpoint.pt``, wraps its (EMA) network in a ``HybridEnergy`` with
+each ``--try`` set of statistics, fits η by the run's own moment matching (its ``[hybrid]
+calibrate_*``), draws the run's samples with the run's sampler and seed, and evaluates them with the
+run's metrics. The vanilla samples are evaluated again with every tried statistic, so every ΔT
+has a vanilla side. The report has, per try, the per-seed metrics, η and calibration history, and
+the summary of ``compare_seeds.py`` (means, paired difference ± SE, seeds on which the tilt is no
+worse); each tilt's samples are saved as ``<run>/tilts/<name>.pt``.
+
+    python benchmarks/tilt_statistics.py --runs runs/seeds_tilt/seed0 runs/seeds_tilt/seed1 \\
+        --try laplacian_shape,size --try spacing --out benchmarks/results/pc_tilts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hebm_core import pipeline
+from hebm_core.checkpoint import load_checkpoint
+from hebm_core.trainer import load_model_state
+
+_SEEDS = Path(__file__).resolve().with_name("compare_seeds.py")
+
+
+def _compare_seeds() -> Any:
+    """benchmarks/compare_seeds.py (its summary and printing), loaded by path."""
+    spec = importlib.util.spec_from_file_location("compare_seeds", _SEEDS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def parse_try(text: str) -> list[Any]:
+    """``a,b`` (statistic names) or a JSON list of names / ``{"name": ..., options}`` tables."""
+    text = text.strip()
+    if text.startswith("["):
+        items = json.loads(text)
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"--try {text!r}: need a non-empty JSON list")
+        return items
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError("--try needs at least one statistic name")
+    return names
+
+
+def label(items: list[Any]) -> str:
+    return "+".join(i if isinstance(i, str) else i["name"] + "".join(f"_{k}{v}" for k, v in i.items() if k != "name")
+                    for i in items)
+
+
+def _spec(run: Path, statistics: list[Any], evaluated: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    payload = load_checkpoint(run / "vanilla" / "checkpoint.pt", map_location="cpu")
+    compared = json.loads((run / "compare.json").read_text())["config"]
+    spec = copy.deepcopy(payload["spec"])
+    spec.update(statistics=statistics, hybrid=compared["hybrid"], sampler=compared["sampler"],
+                evaluate={**compared["evaluate"], "statistics": evaluated})
+    return spec, payload
+
+
+def tilt(run: Path, statistics: list[Any], evaluated: list[Any]) -> tuple[dict[str, float], dict[str, Any], Any]:
+    """Metrics, η and calibration history of the run's vanilla network tilted by ``statistics``."""
+    spec, payload = _spec(run, statistics, evaluated)
+    comps = pipeline.build(spec)
+    load_model_state(comps.model.base, payload, ema=True)
+    model = comps.model.eval()
+    hyb = spec["hybrid"]
+    t0 = time.perf_counter()
+    history = pipeline.calibrate_eta(model, comps, int(hyb["calibrate_rounds"]), int(hyb["calibrate_samples"]),
+                                     float(hyb["calibrate_lr"]))
+    calib_s = time.perf_counter() - t0
+    samples, _ = pipeline.draw_samples(model, comps)
+    info = {"eta": model.eta_report(), "calibration": history, "calibration_s": round(calib_s, 1)}
+    return pipeline.evaluate(samples, comps), info, samples
+
+
+def vanilla_metrics(run: Path, evaluated: list[Any]) -> dict[str, float]:
+    """The run's vanilla samples evaluated with every statistic in ``evaluated``."""
+    spec, _ = _spec(run, [], evaluated)
+    comps = pipeline.build(spec)
+    return pipeline.evaluate(torch.load(run / "vanilla" / "samples.pt", weights_only=True), comps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", nargs="+", required=True, help="`hebm compare` folders (one per seed)")
+    p.add_argument("--try", dest="tries", action="append", required=True,
+                   help="statistics to tilt by: 'a,b' or a JSON list (repeatable)")
+    p.add_argument("--evaluate", default='[{"name": "laplacian", "k": 8}]',
+                   help="JSON list of statistics whose ΔT is reported besides the tried ones")
+    p.add_argument("--out", default="benchmarks/results/tilt_statistics.json", help="JSON report path")
+    args = p.parse_args(argv)
+    tries = [parse_try(t) for t in args.tries]
+    evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [s for t in tries for s in t])
+    runs = [Path(r) for r in args.runs]
+    base = {}
+    for run in runs:
+        print(f"{run}: vanilla samples", file=sys.stderr, flush=True)
+        base[run] = vanilla_metrics(run, evaluated)
+    report: dict[str, Any] = {**pipeline.environment(), "command": " ".join(sys.argv), "evaluated": evaluated,
+                              "tries": {}}
+    seeds = _compare_seeds()
+    for stats in tries:
+        name = label(stats)
+        per_seed, infos = {}, {}
+        for run in runs:
+            print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
+            metrics, info, samples = tilt(run, stats, evaluated)
+            (run / "tilts").mkdir(exist_ok=True)
+            torch.save(samples, run / "tilts" / f"{name}.pt")
+            keys = sorted(set(metrics) | set(base[run]))
+            per_seed[str(run)] = {"metrics": {k: {"vanilla": base[run].get(k), "hybrid": metrics.get(k)} for k in keys}}
+            infos[str(run)] = info
+        report["tries"][name] = {"statistics": stats, "summary": seeds.summarise(per_seed), "runs": infos,
+                                 "per_seed": {r: v["metrics"] for r, v in per_seed.items()}}
+        pipeline.write_json(args.out, report)
+        seeds.print_summary(report["tries"][name]["summary"], prefix=f"{name}: ", side="tilt")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
