@@ -1,4 +1,4 @@
-"""The Laplacian-geometry statistic: how far each point sits from the centroid of its kNN neighbours.
+"""Point-cloud statistics. The Laplacian: how far each point sits from the centroid of its kNN neighbours.
 
 On a smooth, evenly sampled surface a point is close to the mean of its neighbours (the uniform
 Laplacian is ~0 on a plane); noise and ragged sampling make it large. One component per
@@ -14,6 +14,10 @@ cloud's mean squared distance to its centroid (+ ε²): roughness relative to th
 are scale-free, so shrinking a cloud (which lowers the plain form by the scale²) leaves them
 unchanged, and their gradient has no component along the cloud's dilation: a hybrid term built
 on them smooths without the shrinking that uniform Laplacian smoothing causes.
+
+Two companions: ``spacing`` (mean log nearest-neighbour distance over the size: how evenly the
+points spread; the Laplacian alone rewards clumps) and ``size`` (the mean squared radius: with
+``laplacian_shape`` it lets moment matching fix the scale too, and so the plain Laplacian).
 """
 
 from __future__ import annotations
