@@ -29,7 +29,8 @@ from hebm_core.cli import _add_config_args, _config
 #: substrings of metric keys that are better when higher (everything else: lower is better)
 HIGHER_IS_BETTER = ("cov_", "valid", "unique", "novel", "connected")
 #: bookkeeping keys that are not quality metrics
-SKIP = ("time_s", "check_pairs", "n_generated", "n_reference", "emd_points", "subsample", "data_t/", "model_t/")
+SKIP = ("time_s", "check_pairs", "n_generated", "n_reference", "emd_points", "subsample", "data_t/", "model_t/",
+        "train_t/")
 
 
 def higher_is_better(key: str) -> bool:

@@ -359,8 +359,17 @@ def build_metrics(comps: Components, metrics: list[Any] | None = None) -> list[M
             call_factory("metric", name, factory, comps.eval_statistics, internal=("statistics", "bundle"), **opts)
         )
     if not any(isinstance(m, StatisticGap) for m in built):
-        built.insert(0, StatisticGap(comps.eval_statistics))
+        # with a test split, also the gap to (a subset of) the training data that η is fitted on
+        train = training_subset(comps) if comps.bundle.test is not None else None
+        built.insert(0, StatisticGap(comps.eval_statistics, train=train))
     return built
+
+
+def training_subset(comps: Components, max_n: int = 10000) -> Sample:
+    """Up to ``max_n`` training samples: a seeded random subset (datasets may be sorted, as QM9 is
+    by size). η's calibration targets their mean statistic; ΔT's training side uses the same."""
+    pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
+    return tree.index(comps.bundle.train, pick[:max_n])
 
 
 def evaluate(samples: Sample, comps: Components, metrics: list[Any] | None = None) -> dict[str, float]:
@@ -637,8 +646,7 @@ def calibrate_eta(
     led to it and whether it was kept; the model ends with the best η.
     """
     stats = model.statistics
-    pick = torch.randperm(tree.batch_size(comps.bundle.train), generator=torch.Generator().manual_seed(0))
-    data = tree.index(comps.bundle.train, pick[:max_data])
+    data = training_subset(comps, max_data)
     with torch.no_grad():
         d = torch.cat([s(data).double().cpu() for s in stats], 1)
     target_vec, data_var = d.mean(0), d.var(0, correction=0)

@@ -33,6 +33,8 @@ def test_tiny_run_writes_report_ply_and_png(tmp_path):
     m = rep["metrics"]
     for key in ("delta_t/laplacian", "pointflow/mmd_cd", "pointflow/cov_emd_pct", "pointflow/1nna_cd_pct"):
         assert key in m
+    # a test split: ΔT is also reported against the training shapes η is fitted on
+    assert m["delta_t_train/laplacian"] == pytest.approx(abs(m["model_t/laplacian"] - m["train_t/laplacian"]))
     assert m["pointflow/emd_subsample_mean_rel_error"] >= 0
     assert set(rep["eta"]) == {"laplacian"} and len(rep["eta"]["laplacian"]) == 2
     assert rep["dataset"]["protocol"]["cd"].startswith("Chamfer") and rep["dataset"]["normalization"]["name"]
