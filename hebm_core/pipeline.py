@@ -593,25 +593,13 @@ def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:
     return torch.stack([stat(t[i::groups]) for i in range(groups)]).median(0).values
 
 
-def _robust_covariance(t: Tensor, var: Tensor) -> Tensor:
-    """``diag(√var)·R·diag(√var)``: the given (robust) variances with the rows' correlations ``R``."""
-    finite = t[torch.isfinite(t).all(1)]
+def _correlation(t: Tensor) -> Tensor:
+    """The correlation matrix of the columns of ``t`` over its finite rows (identity when undefined)."""
     m = t.shape[1]
+    finite = t[torch.isfinite(t).all(1)]
     if m == 1 or finite.shape[0] < 3:
-        return torch.diag(var)
-    corr = torch.nan_to_num(torch.corrcoef(finite.T), nan=0.0).clamp(-1.0, 1.0)
-    corr = corr.fill_diagonal_(1.0) + 1e-6 * torch.eye(m, dtype=corr.dtype)
-    sd = var.sqrt()
-    return sd[:, None] * corr * sd[None, :]
-
-
-def _solve(a: Tensor, b: Tensor) -> Tensor | None:
-    """``a⁻¹·b``, or ``None`` where ``a`` is singular or the result is not finite."""
-    try:
-        x = torch.linalg.solve(a, b)
-    except RuntimeError:
-        return None
-    return x if bool(torch.isfinite(x).all()) else None
+        return torch.eye(m, dtype=t.dtype)
+    return torch.nan_to_num(torch.corrcoef(finite.T), nan=0.0).clamp(-1.0, 1.0).fill_diagonal_(1.0)
 
 
 def calibrate_eta(
@@ -629,8 +617,10 @@ def calibrate_eta(
     For ``log p = F + η·T − log Z`` the log-likelihood's gradient in η is ``−gap`` and its
     curvature ``−Cov_model T``, so the first step is Newton's, ``η −= lr·C⁻¹·gap`` with ``C`` the
     round-0 samples' covariance (robust: median-of-groups variances, or the data's where larger,
-    with the samples' correlations): scale-free, and exact for an exact sampler with ``lr = 1``.
-    Components that move together are stepped jointly (a per-component step would overshoot).
+    with the samples' correlations ``R``): scale-free, and exact for an exact sampler with
+    ``lr = 1``. Correlated components are so stepped jointly (a per-component step overshoots
+    them); ``R`` is inverted as a pseudo-inverse that drops directions with eigenvalue below 0.1 %
+    of the largest, so components that nearly repeat each other share one step.
     Later steps are secant steps, per component, ``η −= gap / slope`` with ``slope = Δgap/Δη``
     measured between the best η so far and the last other one tried (a slope that is not positive
     falls back to the Newton step), so the rounds converge where the samples respond to η more
@@ -651,7 +641,7 @@ def calibrate_eta(
         d = torch.cat([s(data).double().cpu() for s in stats], 1)
     target_vec, data_var = d.mean(0), d.var(0, correction=0)
     scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
-    cov: Tensor | None = None  # C: the round-0 samples' robust covariance
+    corr: Tensor | None = None  # R: the round-0 samples' correlations
     keys = {s.name: model._key(s.name) for s in stats}
     sizes = [model.eta[keys[s.name]].numel() for s in stats]
 
@@ -685,7 +675,7 @@ def calibrate_eta(
             if scale is None:  # robust too: a few wild chains would inflate Var T and stall Newton
                 var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
                 scale = torch.maximum(var, data_var).clamp_min(1e-12)
-                cov = _robust_covariance(t, scale)
+                corr = _correlation(t)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
         history.append({"round": r, "eta": model.eta_report(),
@@ -703,9 +693,10 @@ def calibrate_eta(
         if r == rounds:
             break
         eta_b, gap_b = best[0], best[1]
-        step = _solve(cov, -lr * gap_b)  # Newton on the log-likelihood, curvature Cov T
-        if step is None:  # cannot happen with the ridge, but never step blind
-            step = -lr * gap_b / scale
+        # Newton on the log-likelihood, curvature C = D^½·R·D^½; directions in which R is nearly
+        # singular (components that repeat each other) get no step rather than an amplified one
+        sd = scale.sqrt()
+        step = -lr * (torch.linalg.pinv(corr, rtol=1e-3, hermitian=True) @ (gap_b / sd)) / sd
         kind = "newton"
         if other is not None:
             d_eta = eta_b - other[0]

@@ -188,11 +188,14 @@ def test_calibrate_eta_is_scale_free_across_components():
     assert history[1]["step"] == "newton" and history[1]["kept"]
 
 
-def test_calibrate_eta_steps_correlated_components_jointly():
-    """T = A·x with A = [[1, 0], [1, 0.2]] on a N(0, I) base: the components correlate at 0.98 and
-    E_η x = Aᵀ·η, so moment matching means Aᵀ·η = m (m: the data mean). Newton with the full
-    covariance lands there in one step; a per-component step would overshoot twofold. (η₂ itself
-    is ill-determined: 0.2·η₂ is the mean of x₂, known to the sampler's ±0.03.)"""
+@pytest.mark.parametrize("a22", [0.2, 1e-3])
+def test_calibrate_eta_steps_correlated_components_jointly(a22):
+    """T = A·x with A = [[1, 0], [1, a22]] on a N(0, I) base: the components correlate at 0.98
+    (a22 = 0.2) or repeat each other (1e-3), and E_η x = Aᵀ·η, so moment matching means Aᵀ·η = m
+    (m: the data mean). Newton with the full covariance lands there in one step; a per-component
+    step would overshoot twofold, and a plain inverse would amplify the noise along the repeated
+    direction (the pseudo-inverse drops it). (η₂ itself is ill-determined: a22·η₂ is the mean of
+    x₂, known to the sampler's ±0.03.)"""
     from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
@@ -201,7 +204,7 @@ def test_calibrate_eta_steps_correlated_components_jointly():
         "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
         "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
     }))
-    a = torch.tensor([[1.0, 0.0], [1.0, 0.2]])
+    a = torch.tensor([[1.0, 0.0], [1.0, a22]])
 
     @statistic(name="coupled")
     def coupled(x):
