@@ -13,6 +13,7 @@ shapes and each model's samples:
 - per evaluated statistic: mean T on the training and the test shapes (with the test mean's
   standard error) and their gap as a share of the vanilla ΔT. ΔT is measured against the test
   shapes while η is calibrated on the training shapes, so this share bounds the reachable reduction;
+  ΔT of both models, and the hybrid's reduction, against each split;
 - ``smoothing_control`` (``--control``): the vanilla samples smoothed after sampling, one umbrella
   step ``x_i += λ·(mean_{kNN} x_j − x_i)`` with λ bisected so that their plain Laplacian T equals
   the hybrid's, and the configured metrics on them. It separates what any smoothing does to the
@@ -30,14 +31,16 @@ import json
 from pathlib import Path
 
 import torch
-from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian
+from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian, laplacian_vectors
 from hebm_pointcloud.metrics import one_nna_sides
+from hebm_pointcloud.statistics import size_statistic
 
 from hebm_core.pipeline import environment, evaluate, load_run, write_json
 
 
 def radius(x: torch.Tensor) -> float:
-    return float((x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1).sqrt().mean())
+    """Mean over clouds of the RMS distance to the centroid."""
+    return float(size_statistic()(x).sqrt().mean())
 
 
 def nn_point(x: torch.Tensor) -> float:
@@ -51,16 +54,13 @@ def nearest(d: torch.Tensor, leave_one_out: bool = False) -> float:
     return float(d.min(1).values.mean())
 
 
-def umbrella(x: torch.Tensor, lam: float, k: int = 8) -> torch.Tensor:
-    """One uniform-Laplacian smoothing step: every point moves ``λ`` of the way to its kNN centroid."""
-    return x - lam * (x - gather_neighbours(x, knn_indices(x, k)).mean(2))
-
-
 def smoothing_control(x: torch.Tensor, target: float, k: int = 8, iters: int = 30) -> tuple[float, torch.Tensor]:
-    """``(λ, clouds)``: ``x`` after the umbrella step whose mean Laplacian T is ``target`` (λ in [0, 1])."""
+    """``(λ, clouds)``: ``x`` after one umbrella step ``x − λ·L(x)`` (every point moves ``λ`` of the
+    way to its kNN centroid) whose mean Laplacian T is ``target`` (λ bisected in [0, 1])."""
+    lap = laplacian_vectors(x, knn_indices(x, k))  # x's graph: only λ changes below
 
     def t(lam: float) -> float:
-        return float(laplacian(umbrella(x, lam, k), k).mean())
+        return float(laplacian(x - lam * lap, k).mean())
 
     if t(0.0) <= target:
         return 0.0, x
@@ -68,7 +68,7 @@ def smoothing_control(x: torch.Tensor, target: float, k: int = 8, iters: int = 3
     for _ in range(iters):  # T falls as λ grows over [0, 1]
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if t(mid) > target else (lo, mid)
-    return hi, umbrella(x, hi, k)
+    return hi, x - hi * lap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +110,20 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
             t_test = stat(ref).double()
+            t_model = {side: stat(x).double().mean(0) for side, x in samples.items()}
         gap = (t_test.mean(0) - t_train.mean(0)).abs()
         dv = compare["metrics"].get(f"delta_t/{stat.name}", {}).get("vanilla")
+        # ΔT against each split, and the hybrid's reduction on each (mean over components)
+        delta = {split: {side: float((m - ref_t.mean(0)).abs().mean()) for side, m in t_model.items()}
+                 for split, ref_t in (("test", t_test), ("train", t_train))}
         report["statistics"][stat.name] = {
             "train_mean": t_train.mean(0).tolist(),
             "test_mean": t_test.mean(0).tolist(),
             "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
             "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
+            "delta_t": delta,
+            "delta_t_reduction_pct": {split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None
+                                      for split, d in delta.items()},
         }
     if args.control:
         with torch.no_grad():

@@ -55,6 +55,7 @@ class HybridEnergy(EnergyModel):
         if len({self._key(n) for n in names}) != len(names):
             raise ValueError(f"statistic names must be unique (after '.' -> '_'), got {names}")
         self.statistics = stats
+        self._skip_in_training = False  # set by freeze_eta
         self.eta = nn.ParameterDict()
         for s in stats:
             k = getattr(s, "dim", None)
@@ -82,17 +83,20 @@ class HybridEnergy(EnergyModel):
             total = term if total is None else total + term
         return total
 
-    def frozen_at_zero(self) -> bool:
-        """True when every η is frozen (``requires_grad`` off) at 0, so the term is identically 0.
+    def freeze_eta(self) -> None:
+        """Stop training η (``train.eta_lr = 0``).
 
-        In training mode :meth:`energy` then skips the statistics: a network trained with
-        ``eta_lr = 0`` costs what the vanilla one does, and trains exactly as it does. Sampling
-        (eval mode) does not ask, so its loop never waits on η's values."""
-        return not any(p.requires_grad or bool(p.any()) for p in self.eta.values())
+        If η is all zero the term is identically 0, so from now on :meth:`energy` in training mode
+        skips the statistics: the network costs what the vanilla one does and trains exactly as it
+        does. Decided here, once, so the training loop never reads η back from the device; sampling
+        (eval mode) always evaluates the term, so a calibrated η is always seen there.
+        """
+        self.eta.requires_grad_(False)
+        self._skip_in_training = not any(bool(p.any()) for p in self.eta.values())
 
     def energy(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
         e = self.base.energy(x, sigma)
-        if not self.statistics or (self.training and self.frozen_at_zero()):
+        if not self.statistics or (self.training and self._skip_in_training):
             return e
         h = self.hybrid_term(x)
         if self.sigma_power and sigma is not None:

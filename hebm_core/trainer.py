@@ -409,7 +409,7 @@ class Trainer:
         if config.eta_lr == 0:  # η frozen, before the optimizer and the EMA copy (which inherits it)
             for m in self.model.modules():
                 if isinstance(m, HybridEnergy):
-                    m.eta.requires_grad_(False)
+                    m.freeze_eta()
         self.optimizer, self._group_options = self._build_optimizer()
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.ema: AveragedModel | None = None

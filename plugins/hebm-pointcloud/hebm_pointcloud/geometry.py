@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_clouds", "knn_indices", "laplacian", "chamfer", "chamfer_matrix"]
+__all__ = ["check_clouds", "knn_indices", "laplacian", "laplacian_vectors", "chamfer", "chamfer_matrix"]
 
 #: distance-block budget (numbers) per chunk: 2**25 floats = 128 MiB
 MAX_ELEMENTS = 2**25
@@ -58,6 +58,11 @@ def gather_neighbours(x: Tensor, idx: Tensor) -> Tensor:
     return torch.gather(x, 1, flat).reshape(b, n, k, x.shape[-1])
 
 
+def laplacian_vectors(x: Tensor, idx: Tensor) -> Tensor:
+    """``x_i − mean_{j∈idx(i)} x_j`` per point, ``[B, N, 3]``: the uniform (umbrella) Laplacian."""
+    return x - gather_neighbours(x, idx).mean(2)
+
+
 def laplacian(x: Tensor, k: int = 8, idx: Tensor | None = None) -> Tensor:
     """Uniform graph Laplacian energy per cloud: ``mean_i ‖x_i − mean_{j∈kNN(i)} x_j‖²``, shape ``[B]``.
 
@@ -67,8 +72,7 @@ def laplacian(x: Tensor, k: int = 8, idx: Tensor | None = None) -> Tensor:
     x = check_clouds(x)
     if idx is None:
         idx = knn_indices(x, k)
-    lap = x - gather_neighbours(x, idx).mean(2)
-    return lap.pow(2).sum(-1).mean(-1)
+    return laplacian_vectors(x, idx).pow(2).sum(-1).mean(-1)
 
 
 def _nn_sq(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

@@ -55,7 +55,7 @@ def _spacing(x: Tensor, nb: Tensor) -> Tensor:
     return (x.unsqueeze(2) - nb).pow(2).sum(-1).mean(-1)
 
 
-def _size(x: Tensor, nb: Tensor) -> Tensor:
+def _size(x: Tensor) -> Tensor:
     """Each cloud's mean squared distance to its centroid ``[B, 1]``."""
     return (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1, keepdim=True)
 
@@ -64,7 +64,7 @@ def _size(x: Tensor, nb: Tensor) -> Tensor:
 RELATIVE: dict[str, Callable[[Tensor, Tensor], Tensor] | None] = {
     "none": None,
     "spacing": _spacing,
-    "size": _size,
+    "size": lambda x, nb: _size(x),
 }
 
 
@@ -109,7 +109,7 @@ class LaplacianStatistic(Statistic):
         f, rel = TRANSFORMS[self.transform], RELATIVE[self.relative]
         out = []
         for k in self.ks:
-            nb = gather_neighbours(x, idx[..., :k])
+            nb = gather_neighbours(x, idx[..., :k])  # once: the Laplacian and a spacing divisor share it
             sq = (x - nb.mean(2)).pow(2).sum(-1)
             if rel is not None:
                 sq = sq / (rel(x, nb) + self.eps**2)
@@ -162,8 +162,7 @@ class SpacingStatistic(Statistic):
         x = check_clouds(x)
         nearest = gather_neighbours(x, knn_indices(x, 1))[:, :, 0]
         d2 = (x - nearest).pow(2).sum(-1)
-        size = (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1, keepdim=True)
-        return torch.log(d2 / size + self.eps**2).mean(-1, keepdim=True)
+        return torch.log(d2 / _size(x) + self.eps**2).mean(-1, keepdim=True)
 
     def __repr__(self) -> str:
         return f"SpacingStatistic(eps={self.eps})"
@@ -185,8 +184,7 @@ class SizeStatistic(Statistic):
     name, dim = "size", 1
 
     def compute(self, x: Tensor) -> Tensor:
-        x = check_clouds(x)
-        return _size(x, x)
+        return _size(check_clouds(x))
 
     def __repr__(self) -> str:
         return "SizeStatistic()"
