@@ -94,6 +94,11 @@ class HybridEnergy(EnergyModel):
         self.eta.requires_grad_(False)
         self._skip_in_training = not any(bool(p.any()) for p in self.eta.values())
 
+    @property
+    def trains_as_base(self) -> bool:
+        """Whether training is exactly that of :attr:`base` alone (η frozen at zero)."""
+        return self._skip_in_training
+
     def energy(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
         e = self.base.energy(x, sigma)
         if not self.statistics or (self.training and self._skip_in_training):

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import tempfile
 import time
 import warnings
@@ -223,11 +224,29 @@ def eta_of(model: torch.nn.Module) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- train / sample / evaluate
-def train(comps: Components, out_dir: str | Path, resume: bool | str | Path = False) -> tuple[Trainer, dict[str, Any]]:
-    """Fit ``comps.model`` (``checkpoint.pt``, ``metrics.csv`` go to ``out_dir``); returns ``(trainer, summary)``."""
+def train(
+    comps: Components,
+    out_dir: str | Path,
+    resume: bool | str | Path = False,
+    network_from: str | Path | None = None,
+) -> tuple[Trainer, dict[str, Any]]:
+    """Fit ``comps.model`` (``checkpoint.pt``, ``metrics.csv`` go to ``out_dir``); returns ``(trainer, summary)``.
+
+    ``network_from``: the checkpoint of a vanilla run whose network a hybrid with η frozen at zero
+    takes instead of training the same one again (see :meth:`Trainer.fit`; on one process); its
+    ``metrics.csv`` is copied.
+    """
     tc = TrainConfig.from_dict(dict(comps.config["train"]))
     trainer = Trainer(comps.model, comps.objective, comps.bundle.train, tc, out_dir=str(out_dir), spec=comps.config)
-    summary = trainer.fit(resume=resume)
+    own = Path(out_dir) / "checkpoint.pt"
+    if network_from is not None and trainer.world_size == 1 and not (resume and own.exists()):
+        summary = trainer.fit(network_from=network_from)
+        summary["network_from"] = str(network_from)
+        log = Path(network_from).with_name("metrics.csv")
+        if trainer.is_main and log.exists() and not (Path(out_dir) / "metrics.csv").exists():
+            shutil.copyfile(log, Path(out_dir) / "metrics.csv")
+    else:
+        summary = trainer.fit(resume=resume)
     return trainer, summary
 
 
@@ -537,19 +556,21 @@ def run(
     resume: bool | str | Path = False,
     registry: PluginRegistry | None = None,
     train_only: bool = False,
+    network_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train, sample, evaluate; write ``report.json`` and the plugin's samples + picture to ``out_dir``.
 
     ``report.json`` holds the resolved config, dataset info, η per statistic, the training summary,
     sampling wall time and samples/s, the metrics (ΔT per statistic among them), the device, torch
     and hebm versions and a timestamp. Under ``torchrun`` only rank 0 samples and writes.
+    ``network_from``: see :func:`train`.
     """
     out = Path(out_dir)
     comps = build(config, registry)
     if not train_only:  # a bad sampler or metric option should fail now, not after training
         plan_sampling(comps)
         build_metrics(comps)
-    trainer, summary = train(comps, out, resume)
+    trainer, summary = train(comps, out, resume, network_from)
     model = trainer.sampling_model()
     if not trainer.is_main:  # under torchrun: rank 0 samples and writes
         return {"training": summary, "rank": trainer.rank}
@@ -560,7 +581,10 @@ def run(
         trained = {k: v.detach().clone() for k, v in model.eta.items()}
         t0 = time.perf_counter()
         summary["eta_calibration"] = calibrate_eta(
-            model, comps, int(hyb["calibrate_rounds"]), int(hyb.get("calibrate_samples", 500)),
+            model,
+            comps,
+            int(hyb["calibrate_rounds"]),
+            int(hyb.get("calibrate_samples", 500)),
             float(hyb.get("calibrate_lr", 1.0)),
         )
         summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
@@ -678,10 +702,17 @@ def calibrate_eta(
                 corr = _correlation(t)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
-        history.append({"round": r, "eta": model.eta_report(),
-                        "gap": {s.name: g.tolist() for s, g in zip(stats, gap.split(sizes))},
-                        "gap_mean": {s.name: g.tolist() for s, g in zip(stats, mean_gap.split(sizes))},
-                        "step": kind, "kept": kept, **({"diverged": diverged} if diverged else {})})
+        history.append(
+            {
+                "round": r,
+                "eta": model.eta_report(),
+                "gap": {s.name: g.tolist() for s, g in zip(stats, gap.split(sizes))},
+                "gap_mean": {s.name: g.tolist() for s, g in zip(stats, mean_gap.split(sizes))},
+                "step": kind,
+                "kept": kept,
+                **({"diverged": diverged} if diverged else {}),
+            }
+        )
         if kept:
             if best is not None:
                 other = best[:2]
@@ -716,11 +747,17 @@ def calibrate_eta(
 
 
 def compare(
-    config: Mapping[str, Any], out_dir: str | Path, registry: PluginRegistry | None = None, resume: bool = False
+    config: Mapping[str, Any],
+    out_dir: str | Path,
+    registry: PluginRegistry | None = None,
+    resume: bool = False,
+    share_network: bool = True,
 ) -> dict[str, Any]:
     """Vanilla (``statistics = []``) against hybrid (the configured statistics): same seed, model and budget.
 
     ``resume`` continues each run from its checkpoint (a finished one only samples and evaluates).
+    With ``train.eta_lr = 0`` the hybrid's network trains exactly as the vanilla one, so with
+    ``share_network`` it is taken from the vanilla run instead of being trained twice.
 
     Runs both into ``out_dir/vanilla`` and ``out_dir/hybrid`` and writes ``compare.json`` with their
     metrics side by side and, per statistic, ``delta_t_reduction_pct = 100·(ΔT_vanilla − ΔT_hybrid)/ΔT_vanilla``
@@ -738,9 +775,10 @@ def compare(
     for cfg in (vanilla_cfg, hybrid_cfg):
         cfg["evaluate"]["statistics"] = evaluated
     out = Path(out_dir)
+    shared = out / "vanilla" / "checkpoint.pt" if share_network and hybrid_cfg["train"].get("eta_lr") == 0 else None
     reports = {
         "vanilla": run(vanilla_cfg, out / "vanilla", resume=resume, registry=registry),
-        "hybrid": run(hybrid_cfg, out / "hybrid", resume=resume, registry=registry),
+        "hybrid": run(hybrid_cfg, out / "hybrid", resume=resume, registry=registry, network_from=shared),
     }
     if any("rank" in r for r in reports.values()):
         return reports

@@ -44,10 +44,12 @@ from hebm_core.objectives.base import Objective
 from hebm_core.tree import Sample
 
 __all__ = [
+    "LR_SCHEDULES",
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
     "load_model_state",
+    "lr_factor",
     "resolve_device",
     "seed_everything",
 ]
@@ -56,7 +58,37 @@ __all__ = [
 RESUME_KEYS = ("model", "objective", "optimizer", "data_iter", "rng")
 
 #: train options that change the trajectory: resuming with other values warns that the run is no longer exact
-_TRAJECTORY_OPTIONS = ("batch_size", "lr", "eta_lr", "weight_decay", "grad_clip", "ema_decay", "seed")
+_TRAJECTORY_OPTIONS = (
+    "batch_size",
+    "lr",
+    "eta_lr",
+    "lr_schedule",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+    "seed",
+)
+
+
+def _cosine(progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+#: learning-rate multipliers by the fraction of the (post-warmup) steps done; a pure function of the
+#: step, so a resumed run continues the schedule exactly without any scheduler state
+LR_SCHEDULES = {"constant": lambda progress: 1.0, "cosine": _cosine}
+
+
+def lr_factor(schedule: str, step: int, steps: int, warmup_steps: int = 0) -> float:
+    """The multiplier of the configured learning rates for optimizer step ``step`` (0-based).
+
+    A linear warmup over ``warmup_steps`` (from ``1/warmup_steps`` to 1), then ``schedule`` over the rest.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    rest = max(steps - warmup_steps, 1)
+    return LR_SCHEDULES[schedule](min((step - warmup_steps) / rest, 1.0))
 
 
 class TrainingDivergedError(RuntimeError):
@@ -95,6 +127,10 @@ class TrainConfig:
     #: freezes η: the network trains alone (at η = 0 exactly as the vanilla model would) and η comes
     #: from moment matching afterwards (``[hybrid] calibrate_rounds``)
     eta_lr: float | None = None
+    #: learning-rate schedule over ``steps`` applied to every group: ``constant`` or ``cosine`` (to 0)
+    lr_schedule: str = "constant"
+    #: linear warmup of the learning rates over the first steps (0: none)
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     #: max global gradient norm (``None``: no clipping); the pre-clip norm is logged either way
     grad_clip: float | None = 1.0
@@ -116,6 +152,8 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (self.eta_lr is None or self.eta_lr >= 0, "eta_lr must be >= 0 (or null for lr; 0 freezes η)"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or null for no clipping)"),
             (self.ema_decay is None or 0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1) (or null for no EMA)"),
@@ -510,6 +548,9 @@ class Trainer:
         if not math.isfinite(loss_value):
             raise self._diverged("the loss", loss_value)
         loss.backward()
+        factor = lr_factor(self.config.lr_schedule, self.step, self.config.steps, self.config.warmup_steps)
+        for group, opts in zip(self.optimizer.param_groups, self._group_options):
+            group["lr"] = opts["lr"] * factor
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm)
         if not math.isfinite(float(grad_norm)):
@@ -597,6 +638,8 @@ class Trainer:
             for k in _TRAJECTORY_OPTIONS
             if k in old and old[k] != getattr(self.config, k) and (k != "eta_lr" or has_eta)  # no η: no effect
         ]
+        if self.config.lr_schedule != "constant" and old.get("steps", self.config.steps) != self.config.steps:
+            changed.append(f"steps {old['steps']!r} -> {self.config.steps!r} (the lr schedule spans steps)")
         if changed:
             warnings.warn(
                 f"resuming from '{path}' with changed train options ({'; '.join(changed)}): "
@@ -640,8 +683,37 @@ class Trainer:
         self._elapsed_before = float(payload.get("elapsed_s") or 0.0)
         self._saved_step = self.step
 
+    def _restore_base(self, path: Path) -> None:
+        """Take the training state of ``path``, a run of this hybrid model's base network alone.
+
+        Valid only while η is frozen at zero: the hybrid network then trains exactly as that run's
+        did (same seed, data order and noise), so its weights, EMA, optimizer, data order, random
+        state and step are this run's too; η keeps its value.
+        """
+        if not getattr(self.model, "trains_as_base", False):
+            raise ValueError(
+                "a hybrid run can take its network from a vanilla run only with η frozen at zero (train.eta_lr = 0)"
+            )
+        payload = dict(load_checkpoint(path, map_location="cpu"))
+        if not isinstance(payload.get("model"), dict):
+            raise CheckpointError(f"checkpoint '{path}' has no model weights")
+        model_state = self.model.state_dict()
+        model_state.update({"base." + k: v for k, v in payload["model"].items()})
+        payload["model"] = model_state
+        if self.ema is not None and payload.get("ema") is not None:
+            ema_state = self.ema.state_dict()
+            ema_state.update(
+                {
+                    k.replace("module.", "module.base.", 1) if k.startswith("module.") else k: v
+                    for k, v in payload["ema"].items()
+                }
+            )
+            payload["ema"] = ema_state
+        self._restore(payload, path)
+        self._saved_step = -1  # this run's own checkpoint is still to be written
+
     # -- the loop ----------------------------------------------------------------------------
-    def fit(self, resume: bool | str | Path = False) -> dict[str, Any]:
+    def fit(self, resume: bool | str | Path = False, network_from: str | Path | None = None) -> dict[str, Any]:
         """Train up to ``config.steps`` steps, optionally resuming, and return a summary.
 
         ``resume=True`` continues from ``checkpoint_path`` when it exists (else starts fresh); a path
@@ -649,6 +721,10 @@ class Trainer:
         call, ``total_train_time_s`` (training seconds over this and the resumed-from runs),
         ``final_metrics`` (of the last step), ``eta`` (the trained model's hybrid weights, or
         ``None``), ``eta_ema`` (the EMA model's, when EMA is on), ``device`` and ``world_size``.
+
+        ``network_from`` (when not resuming from a checkpoint of this run): a hybrid model with η
+        frozen at zero starts from the state of that run of its base network alone, which it would
+        only reproduce (see :meth:`_restore_base`); a vanilla run trained to fewer steps is continued.
         """
         cfg = self.config
         log = writer = bar = None
@@ -661,6 +737,9 @@ class Trainer:
                 ckpt = self.checkpoint_path
             if ckpt is not None:
                 self._restore(load_checkpoint(ckpt, map_location="cpu"), ckpt)
+            elif network_from is not None:
+                ckpt = Path(network_from)
+                self._restore_base(ckpt)
             resumed_step = self.step if ckpt is not None else None
             first_step = self.step
             if self.is_main and self.out_dir is not None and self.step < cfg.steps:

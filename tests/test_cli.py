@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _util import assert_state_equal
 
 from hebm_core.cli import main
 
@@ -196,6 +197,30 @@ def test_compare_vanilla_and_hybrid(capsys, tmp_path):
     assert "delta_t square" in out
 
 
+def test_compare_with_frozen_eta_takes_the_vanilla_network_exactly(capsys, tmp_path):
+    """With ``eta_lr = 0`` compare trains the network once: the hybrid's state (weights, EMA, optimizer,
+    random state) is what training it again gives, and the hybrid then samples with its calibrated η."""
+    from hebm_core.checkpoint import load_checkpoint
+
+    frozen = ["--set", "train.eta_lr=0", "--set", "hybrid.calibrate_rounds=2", "--set", "hybrid.calibrate_samples=200"]
+    rc, _, err = hebm(capsys, "compare", "--statistic", "square", "--out", tmp_path / "c", *TINY, *frozen)
+    assert rc == 0, err
+    res = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert res["training"]["hybrid"]["network_from"] == str(tmp_path / "c" / "vanilla" / "checkpoint.pt")
+    assert res["training"]["hybrid"]["steps"] == 40 and torch.tensor(res["eta"]["square"]).abs().sum() > 0
+    rc, _, err = hebm(capsys, "run", "--statistic", "square", "--out", tmp_path / "h", *TINY, *frozen)
+    assert rc == 0, err
+    shared, trained = (load_checkpoint(d / "checkpoint.pt") for d in (tmp_path / "c" / "hybrid", tmp_path / "h"))
+    for key in ("model", "ema", "optimizer", "rng", "data_iter", "calibrated_eta"):
+        assert_state_equal(shared[key], trained[key], key)
+    logs = [(tmp_path / "c" / d / "metrics.csv").read_text() for d in ("vanilla", "hybrid")]
+    assert logs[0] == logs[1]
+    # resuming the compare keeps the hybrid's own checkpoint
+    rc, _, err = hebm(capsys, "compare", "--statistic", "square", "--out", tmp_path / "c", *TINY, *frozen, "--resume")
+    assert rc == 0, err
+    assert "network_from" not in json.loads((tmp_path / "c" / "compare.json").read_text())["training"]["hybrid"]
+
+
 def test_resume_continues_a_finished_run(capsys, run_dir, tmp_path):
     shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
     config = run_dir / "run.toml"
@@ -251,8 +276,17 @@ def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
     from hebm_core.checkpoint import load_checkpoint
     from hebm_core.pipeline import load_run
 
-    rc, _, err = hebm(capsys, "run", "--out", tmp_path, *TINY, "--set", "hybrid.calibrate_rounds=2",
-                      "--set", "hybrid.calibrate_samples=200")
+    rc, _, err = hebm(
+        capsys,
+        "run",
+        "--out",
+        tmp_path,
+        *TINY,
+        "--set",
+        "hybrid.calibrate_rounds=2",
+        "--set",
+        "hybrid.calibrate_samples=200",
+    )
     assert rc == 0, err
     rep = json.loads((tmp_path / "report.json").read_text())
     history = rep["training"]["eta_calibration"]
@@ -263,8 +297,18 @@ def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
     # the weights keep the trained η, so a resumed run calibrates again from it, to the same η
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert payload["ema"]["module.eta.radius"].tolist() == pytest.approx([history[0]["eta"]["radius"]])
-    rc, _, err = hebm(capsys, "run", "--out", tmp_path, "--resume", *TINY, "--set", "hybrid.calibrate_rounds=2",
-                      "--set", "hybrid.calibrate_samples=200")
+    rc, _, err = hebm(
+        capsys,
+        "run",
+        "--out",
+        tmp_path,
+        "--resume",
+        *TINY,
+        "--set",
+        "hybrid.calibrate_rounds=2",
+        "--set",
+        "hybrid.calibrate_samples=200",
+    )
     assert rc == 0, err
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["training"]["eta_calibration"] == history and again["eta"] == rep["eta"]
@@ -275,8 +319,19 @@ def test_frozen_eta_trains_the_vanilla_network_and_calibration_fits_eta(capsys, 
     then fitted by moment matching alone, and without calibration the config is refused."""
     from hebm_core.checkpoint import load_checkpoint
 
-    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "h", *TINY, "--set", "train.eta_lr=0",
-                      "--set", "hybrid.calibrate_rounds=3", "--set", "hybrid.calibrate_samples=400")
+    rc, _, err = hebm(
+        capsys,
+        "run",
+        "--out",
+        tmp_path / "h",
+        *TINY,
+        "--set",
+        "train.eta_lr=0",
+        "--set",
+        "hybrid.calibrate_rounds=3",
+        "--set",
+        "hybrid.calibrate_samples=400",
+    )
     assert rc == 0, err
     rc, _, err = hebm(capsys, "run", "--out", tmp_path / "v", *TINY, "--no-statistics")
     assert rc == 0, err

@@ -18,7 +18,14 @@ from hebm_core.hybrid import HybridEnergy
 from hebm_core.models import MLPEnergy
 from hebm_core.objectives import DenoisingScoreMatching, ObjectiveOutput, PersistentContrastiveDivergence
 from hebm_core.statistics import identity
-from hebm_core.trainer import TrainConfig, Trainer, TrainingDivergedError, ema_with_warmup, load_model_state
+from hebm_core.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    ema_with_warmup,
+    load_model_state,
+    lr_factor,
+)
 
 DATA = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 0.5 + torch.tensor([1.0, -1.0])
 
@@ -119,6 +126,39 @@ def test_resume_is_bit_identical(tmp_path, objective, mode):
     for ra, rb in zip(rows_a, rows_b, strict=True):
         ra.pop("elapsed_s"), rb.pop("elapsed_s")
         assert ra == rb
+
+
+def test_cosine_schedule_with_warmup_is_logged_and_resumes_exactly(tmp_path):
+    cfg = dict(lr_schedule="cosine", warmup_steps=10)
+    straight = Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(**cfg), out_dir=tmp_path / "a")
+    straight.fit()
+    # the logged lr is the one of the step just taken: warmup to 1e-2 by step 10, then half a cosine to 0
+    rows = read_rows(tmp_path / "a" / "metrics.csv")
+    expected = {
+        5: 1e-2 * 5 / 10,
+        10: 1e-2,
+        25: 1e-2 * 0.5 * (1 + math.cos(math.pi * 14 / 30)),
+        40: 1e-2 * 0.5 * (1 + math.cos(math.pi * 29 / 30)),
+    }
+    for r in rows:
+        if int(r["step"]) in expected:
+            assert float(r["lr"]) == pytest.approx(expected[int(r["step"])], rel=1e-6)
+    assert lr_factor("cosine", 40, 40, 10) == 0.0 and lr_factor("constant", 39, 40, 10) == 1.0
+
+    run_b = tmp_path / "b"
+    with pytest.raises(Interrupted):
+        Trainer(make_model(), interrupt_at(OBJECTIVES["dsm"][0](), 27), DATA, make_config(**cfg), out_dir=run_b).fit()
+    resumed = Trainer(make_model(seed=7), OBJECTIVES["dsm"][0](), DATA, make_config(**cfg), out_dir=run_b)
+    resumed.fit(resume=True)
+    assert_state_equal(straight.model.state_dict(), resumed.model.state_dict(), "model")
+    assert_state_equal(straight.optimizer.state_dict(), resumed.optimizer.state_dict(), "optimizer")
+    # the schedule spans `steps`: continuing a finished run to more steps is not the straight run
+    with pytest.warns(UserWarning, match="lr schedule spans steps"):
+        Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=50, **cfg), out_dir=run_b).fit(
+            resume=True
+        )
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        make_config(lr_schedule="linear")
 
 
 def test_resume_flag_without_checkpoint_starts_fresh_and_finished_run_is_a_no_op(tmp_path):
