@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate", default='[{"name": "laplacian", "k": 8}]',
                    help="JSON list of statistics whose ΔT is reported besides the tried ones")
     p.add_argument("--out", default="benchmarks/results/tilt_statistics.json", help="JSON report path")
+    p.add_argument("--reuse", action="store_true",
+                   help="score the samples (and η) a previous run saved under <run>/tilts instead of tilting again")
     args = p.parse_args(argv)
     tries = [parse_try(t) for t in args.tries]
     evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [s for t in tries for s in t])
@@ -116,10 +118,18 @@ def main(argv: list[str] | None = None) -> int:
         name = label(stats)
         per_seed, infos = {}, {}
         for run in runs:
-            print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
-            metrics, info, samples = tilt(run, stats, evaluated)
-            (run / "tilts").mkdir(exist_ok=True)
-            torch.save(samples, run / "tilts" / f"{name}.pt")
+            saved = run / "tilts" / f"{name}.pt"
+            if args.reuse and saved.exists() and saved.with_suffix(".json").exists():
+                print(f"{run}: tilt by {name} (reused)", file=sys.stderr, flush=True)
+                samples = torch.load(saved, weights_only=True)
+                metrics = pipeline.evaluate(samples, pipeline.build(_spec(run, stats, evaluated)[0]))
+                info = json.loads(saved.with_suffix(".json").read_text())
+            else:
+                print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
+                metrics, info, samples = tilt(run, stats, evaluated)
+                saved.parent.mkdir(exist_ok=True)
+                torch.save(samples, saved)
+                pipeline.write_json(saved.with_suffix(".json"), info)
             keys = sorted(set(metrics) | set(base[run]))
             per_seed[str(run)] = {"metrics": {k: {"vanilla": base[run].get(k), "hybrid": metrics.get(k)} for k in keys}}
             infos[str(run)] = info

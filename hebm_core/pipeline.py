@@ -38,7 +38,7 @@ from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import OBJECTIVES, Objective
 from hebm_core.registry import Plugin, PluginRegistry, lookup
 from hebm_core.samplers import AIS, HMC, SAMPLERS, Sampler, SamplerDivergenceError, nll_from_log_z
-from hebm_core.statistics import Statistic
+from hebm_core.statistics import Moments, Statistic
 from hebm_core.trainer import TrainConfig, Trainer, load_model_state, resolve_device, seed_everything
 from hebm_core.tree import Sample
 
@@ -150,10 +150,17 @@ def call_factory(
 
 
 def _statistics(items: list[Any], plugin: Plugin) -> list[Statistic]:
+    """The plugin's statistics by config entry; ``moments = m`` (any entry) adds their powers up to m."""
     out = []
     for item in items:
         name, opts = entry(item, "statistic")
-        out.append(call_factory("statistic", name, lookup(plugin.statistics, name, "statistic", plugin.name), **opts))
+        orders = opts.pop("moments", None)
+        stat = call_factory("statistic", name, lookup(plugin.statistics, name, "statistic", plugin.name), **opts)
+        if orders is not None:
+            if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
+                raise ConfigError(f"statistic {name!r}: moments must be an integer >= 1, got {orders!r}")
+            stat = Moments(stat, orders)
+        out.append(stat)
     return out
 
 

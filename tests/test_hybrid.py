@@ -7,6 +7,7 @@ import torch
 from _util import fit
 
 from hebm_core import EnergyModel, HybridEnergy, MLPEnergy
+from hebm_core.config import ConfigError
 from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import DenoisingScoreMatching
 from hebm_core.samplers import MALA
@@ -258,3 +259,38 @@ def test_median_of_group_variances_ignores_a_wild_row():
     t[7, 0] = 190.0  # one runaway chain: the plain variance jumps from ~1 to ~37
     assert t.var(0, correction=0).item() > 30
     assert median_of_means(t, var=True).item() == pytest.approx(1.0, abs=0.15)
+
+
+def test_moments_statistic_matches_the_data_variance_too():
+    """T = x on a N(0, I) base: matching E[x] moves the mean and leaves the variance at the base's 1;
+    with ``moments = 2`` the tilt exp(η₁x + η₂x²) also matches E[x²], so the hybrid's per-coordinate
+    variance is the data's (0.86 and 0.39 here), as the maximum-entropy solution says. (A small mean
+    keeps x and x² weakly correlated: on strongly coupled components the calibration's per-component
+    secant steps after the first converge slowly.)"""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+    from hebm_core.statistics import Moments
+
+    def fitted(entry):
+        comps = pipeline.build(resolve_config(overrides={
+            "plugin": "toy", "statistics": [entry], "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
+            "data": {"name": "gaussian", "n": 4000, "mean_scale": 0.3, "condition": 4.0},
+            "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
+        }))
+        pipeline.calibrate_eta(comps.model, comps, rounds=10, n=4000, lr=1.0)
+        samples, _ = pipeline.draw_samples(comps.model, comps)
+        return comps, samples.double()
+
+    comps, two = fitted({"name": "identity", "moments": 2})
+    stat = comps.statistics[0]
+    assert isinstance(stat, Moments) and stat.name == "identity_m2" and len(comps.model.eta["identity_m2"]) == 4
+    data = comps.bundle.train.double()
+    assert torch.allclose(two.mean(0), data.mean(0), atol=0.08)
+    assert torch.allclose(two.var(0), data.var(0), rtol=0.1), (two.var(0), data.var(0))
+    _, one = fitted("identity")
+    assert torch.allclose(one.mean(0), data.mean(0), atol=0.08)
+    assert torch.allclose(one.var(0), torch.ones(2, dtype=torch.float64), rtol=0.1)  # the base's variance
+    x = torch.tensor([[2.0, -1.0]])
+    assert stat(x).tolist() == [[2.0, -1.0, 4.0, 1.0]]
+    with pytest.raises(ConfigError, match="moments must be an integer >= 1"):
+        pipeline.build(resolve_config(overrides={"plugin": "toy", "statistics": [{"name": "identity", "moments": 0}]}))

@@ -166,3 +166,30 @@ def test_size_is_the_mean_squared_radius():
     assert STATISTICS["size"] is size_statistic and stat.dim == 1
     assert stat(x + 2.0).item() == pytest.approx(4 / 5, rel=1e-12)  # translation-invariant
     assert stat(3 * x).item() == pytest.approx(9 * 4 / 5, rel=1e-12)
+
+
+def test_d2_known_values_all_pairs_and_gradient():
+    import math
+
+    from hebm_pointcloud.statistics import STATISTICS, d2_statistic
+
+    stat = d2_statistic(bins=4, max_distance=2.0)  # centres 0.25, 0.75, 1.25, 1.75; bandwidth 0.5
+    assert STATISTICS["d2"] is d2_statistic and stat.dim == 4 and stat.centres == [0.25, 0.75, 1.25, 1.75]
+    # a regular tetrahedron with edge 1: all six pairs at distance 1
+    tet = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=torch.float64) / math.sqrt(8)
+    expected = torch.tensor([math.exp(-((1 - c) ** 2) / (2 * 0.25)) for c in stat.centres], dtype=torch.float64)
+    assert torch.allclose(stat(tet.unsqueeze(0))[0], expected, rtol=1e-9)
+    # with as many partners as other points it is the mean over all pairs i < j
+    y = torch.rand(3, 40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    i, j = torch.triu_indices(40, 40, 1)
+    d = (y[:, i] - y[:, j]).norm(dim=-1)
+    brute = torch.stack([torch.exp(-((d - c) ** 2) / (2 * 0.25)).mean(-1) for c in stat.centres], -1)
+    assert torch.allclose(d2_statistic(bins=4, partners=39)(y), brute, rtol=1e-9)
+    # with fewer partners it estimates that mean; a stretched shape moves mass to the far centres
+    assert (stat(y) - brute).abs().max() < 0.05
+    far = stat(y * torch.tensor([3.0, 1, 1], dtype=torch.float64))
+    assert far[:, 2:].sum() > stat(y)[:, 2:].sum()
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: stat(z), (y[:1],), eps=1e-7)
+    with pytest.raises(ValueError, match="d2: need bins >= 1"):
+        d2_statistic(bins=0)
