@@ -57,7 +57,7 @@ def test_default_config_scales_the_laplacian_like_a_gaussian_score_and_fits_eta_
     comps = build(cfg)
     model, sig_min = comps.model.double(), DEFAULT_CONFIG["objective"]["sigma_min"]
     assert model.sigma_power == 2 and model.sigma_ref == pytest.approx(sig_min)
-    assert [s.name for s in comps.statistics] == ["laplacian_shape", "size"]
+    assert [s.name for s in comps.statistics] == ["laplacian_shape", "size", "d2"]
     name = comps.statistics[0].name
     x = comps.bundle.train[:8].double()
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_default_config_scales_the_laplacian_like_a_gaussian_score_and_fits_eta_
     for s in (sig_min, 10 * sig_min):
         xs = x.clone()
         sig = torch.full((8,), s, dtype=x.dtype)
-        e_h = model.energy(xs, sig).sum() - model.base.energy(xs, sig).sum()  # η_size = 0
+        e_h = model.energy(xs, sig).sum() - model.base.energy(xs, sig).sum()  # η_size = η_d2 = 0
         t = comps.statistics[0](xs).sum()
         ratio = (e_h / t).item()
         assert ratio == pytest.approx((sig_min / s) ** 2, rel=1e-6)

@@ -20,15 +20,16 @@ __all__ = ["plugin", "DEFAULT_CONFIG"]
 
 __version__ = "0.1.0"
 
-#: ``hebm run --plugin pointcloud``; sized for ~4 minutes on two CPU cores. The hybrid is the
-#: trained network tilted by the size-relative Laplacian and the size: the network trains alone
-#: (``eta_lr = 0``, so it is the vanilla network of the same seed) and both η are then fitted by
-#: moment matching. The size-relative Laplacian smooths without shrinking; matching the size as
-#: well then matches the plain Laplacian (its product with the size). Trained jointly, η acts as a
-#: strong denoiser and the co-trained network samples worse shapes (README).
+#: ``hebm run --plugin pointcloud``; sized for a few minutes on two CPU cores. The hybrid is the
+#: trained network tilted by the size-relative Laplacian, the size and the D2 shape distribution:
+#: the network trains alone (``eta_lr = 0``, so it is the vanilla network of the same seed) and
+#: every η is then fitted by moment matching. The size-relative Laplacian smooths without
+#: shrinking; matching the size as well then matches the plain Laplacian (its product with the
+#: size); D2 (pairwise distances, up to 2 on the unit sphere) tilts the shapes' proportions. Trained
+#: jointly, η acts as a strong denoiser and the co-trained network samples worse shapes (README).
 DEFAULT_CONFIG = {
     "plugin": "pointcloud",
-    "statistics": [{"name": "laplacian_shape", "k": 8}, "size"],
+    "statistics": [{"name": "laplacian_shape", "k": 8}, "size", "d2"],
     "data": {
         "name": "primitives",
         "n_train": 256,
