@@ -11,7 +11,8 @@ shapes and each model's samples:
   the first two, so a set that tightens faster than it approaches the data scores worse;
 - ``one_nna_cd_sides``: 1-NNA-CD's accuracy on the samples and on the test shapes apart;
 - per evaluated statistic: mean T on the training and the test shapes (with the test mean's
-  standard error) and their gap as a share of the vanilla ΔT. ΔT is measured against the test
+  standard error), T's spread over clouds (``sd``: test shapes and each model's samples) and
+  the train/test gap as a share of the vanilla ΔT. ΔT is measured against the test
   shapes while η is calibrated on the training shapes, so this share bounds the reachable reduction;
   ΔT of both models, and the hybrid's reduction, against each split;
 - ``smoothing_control`` (``--control``): the vanilla samples smoothed after sampling, one umbrella
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
             t_test = stat(ref).double()
-            t_model = {side: stat(x).double().mean(0) for side, x in samples.items()}
+            t_all = {side: stat(x).double() for side, x in samples.items()}
+            t_model = {side: t.mean(0) for side, t in t_all.items()}
         gap = (t_test.mean(0) - t_train.mean(0)).abs()
         dv = compare["metrics"].get(f"delta_t/{stat.name}", {}).get("vanilla")
         # ΔT against each split, and the hybrid's reduction on each (mean over components)
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "train_mean": t_train.mean(0).tolist(),
             "test_mean": t_test.mean(0).tolist(),
             "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
+            # spread over clouds: a strong tilt can pull every sample to the same T (they grow alike)
+            "sd": {"test": t_test.std(0).tolist(), **{side: t.std(0).tolist() for side, t in t_all.items()}},
             "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
             "delta_t": delta,
             "delta_t_reduction_pct": {split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None

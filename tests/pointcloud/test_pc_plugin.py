@@ -82,7 +82,7 @@ def test_default_config_scales_the_laplacian_like_a_gaussian_score_and_fits_eta_
 @pytest.mark.parametrize("name", ["shapenet.toml", "gpu.toml"])
 def test_shipped_configs_build_and_fit_eta_by_moments(name):
     """Every option of the shipped ShapeNet configs is accepted (on a few embedded primitives): the
-    network trains alone and η of the size-relative Laplacian and the size come from the calibration."""
+    network trains alone and η of the size-relative Laplacian, the size and D2 come from the calibration."""
     from pathlib import Path
 
     from hebm_core.config import load_toml, resolve_config
@@ -95,7 +95,8 @@ def test_shipped_configs_build_and_fit_eta_by_moments(name):
     resolved = resolve_config(overrides=cfg)
     assert resolved["train"]["eta_lr"] == 0 and resolved["hybrid"]["calibrate_rounds"] >= 4
     comps = build(resolved)
-    assert [s.name for s in comps.statistics] == ["laplacian_shape", "size"]
-    assert {s.name for s in comps.eval_statistics} >= {"laplacian", "laplacian_shape", "size"}
+    assert [s.name for s in comps.statistics] == ["laplacian_shape", "size", "d2"]
+    assert comps.statistics[2].centres[-1] == pytest.approx(6.0 * 15 / 16)  # global normalisation: distances to ~6
+    assert {s.name for s in comps.eval_statistics} >= {"laplacian", "laplacian_shape", "size", "d2"}
     plan_sampling(comps)
     assert [type(m).__name__ for m in build_metrics(comps)] == ["StatisticGap", "PointFlowMetrics"]
