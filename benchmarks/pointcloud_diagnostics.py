@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_mean": t_train.mean(0).tolist(),
             "test_mean": t_test.mean(0).tolist(),
             "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
+            "model_mean": {side: m.tolist() for side, m in t_model.items()},
             # spread over clouds: a strong tilt can pull every sample to the same T (they grow alike)
             "sd": {"test": t_test.std(0).tolist(), **{side: t.std(0).tolist() for side, t in t_all.items()}},
             "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
