@@ -245,13 +245,12 @@ def train(
     """
     tc = TrainConfig.from_dict(dict(comps.config["train"]))
     trainer = Trainer(comps.model, comps.objective, comps.bundle.train, tc, out_dir=str(out_dir), spec=comps.config)
-    own = Path(out_dir) / "checkpoint.pt"
-    if network_from is not None and trainer.world_size == 1 and not (resume and own.exists()):
+    if network_from is not None and trainer.world_size == 1 and not (resume and trainer.checkpoint_path.exists()):
         summary = trainer.fit(network_from=network_from)
         summary["network_from"] = str(network_from)
-        log = Path(network_from).with_name("metrics.csv")
-        if trainer.is_main and log.exists() and not (Path(out_dir) / "metrics.csv").exists():
-            shutil.copyfile(log, Path(out_dir) / "metrics.csv")
+        log = Path(network_from).with_name(trainer.metrics_path.name)
+        if log.exists() and not trainer.metrics_path.exists():
+            shutil.copyfile(log, trainer.metrics_path)
     else:
         summary = trainer.fit(resume=resume)
     return trainer, summary
@@ -672,7 +671,7 @@ def calibrate_eta(
         d = torch.cat([s(data).double().cpu() for s in stats], 1)
     target_vec, data_var = d.mean(0), d.var(0, correction=0)
     scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
-    corr: Tensor | None = None  # R: the round-0 samples' correlations
+    corr_pinv: Tensor | None = None  # R⁺: pseudo-inverse of the round-0 samples' correlations
     keys = {s.name: model._key(s.name) for s in stats}
     sizes = [model.eta[keys[s.name]].numel() for s in stats]
 
@@ -706,7 +705,9 @@ def calibrate_eta(
             if scale is None:  # robust too: a few wild chains would inflate Var T and stall Newton
                 var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
                 scale = torch.maximum(var, data_var).clamp_min(1e-12)
-                corr = _correlation(t)
+                # Newton's curvature is C = D^½·R·D^½; directions in which R is nearly singular
+                # (components that repeat each other) get no step rather than an amplified one
+                corr_pinv = torch.linalg.pinv(_correlation(t), rtol=1e-3, hermitian=True)
         size = float((gap.abs() / scale.sqrt()).sum())
         kept = math.isfinite(size) and (best is None or size <= best[2])
         history.append(
@@ -731,10 +732,8 @@ def calibrate_eta(
         if r == rounds:
             break
         eta_b, gap_b = best[0], best[1]
-        # Newton on the log-likelihood, curvature C = D^½·R·D^½; directions in which R is nearly
-        # singular (components that repeat each other) get no step rather than an amplified one
         sd = scale.sqrt()
-        step = -lr * (torch.linalg.pinv(corr, rtol=1e-3, hermitian=True) @ (gap_b / sd)) / sd
+        step = -lr * (corr_pinv @ (gap_b / sd)) / sd  # Newton on the log-likelihood
         kind = "newton"
         if other is not None:
             d_eta = eta_b - other[0]

@@ -144,9 +144,9 @@ class PointFlowMetrics(Metric):
             mmd, cov = mmd_cov(gr)
             out[f"pointflow/mmd_{kind}"] = mmd
             out[f"pointflow/cov_{kind}_pct"] = 100 * cov
-            gen, ref_side = one_nna_sides(gg, gr, rr)
-            out[f"pointflow/1nna_{kind}_pct"] = 100 * (gen + ref_side) / 2  # equal set sizes
-            out[f"pointflow/1nna_{kind}_generated_pct"] = 100 * gen
+            gen_side, ref_side = one_nna_sides(gg, gr, rr)
+            out[f"pointflow/1nna_{kind}_pct"] = 100 * (gen_side + ref_side) / 2  # both sets hold n shapes
+            out[f"pointflow/1nna_{kind}_generated_pct"] = 100 * gen_side
             out[f"pointflow/1nna_{kind}_reference_pct"] = 100 * ref_side
         return out
 

@@ -26,6 +26,7 @@ points spread; the Laplacian alone rewards clumps) and ``size`` (the mean square
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -200,6 +201,22 @@ def size_statistic() -> SizeStatistic:
     return SizeStatistic()
 
 
+@functools.lru_cache(maxsize=32)
+def _partners(n: int, partners: int, device: torch.device) -> Tensor:
+    """``[n, m]`` partner indices, ``m = min(partners, n − 1)``: point i's are i + o (mod n) for m
+    offsets o spread over 1..n−1. Every point is in 2m pairs, and as clouds are in random order
+    these are random pairs (all pairs when m = n − 1). Cached: a sampler calls this every step."""
+    m = min(partners, n - 1)
+    offsets = torch.tensor([1 + (k * (n - 1)) // m for k in range(m)], device=device)
+    return (torch.arange(n, device=device).unsqueeze(1) + offsets) % n
+
+
+@functools.lru_cache(maxsize=32)
+def _constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``values`` as a tensor on ``device``, made once (no host-to-device copy per sampling step)."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 class D2Statistic(Statistic):
     """``T_b(x) = mean_{i<j} exp(−(‖x_i − x_j‖ − c_b)² / 2w²)``: the D2 shape distribution, ``[B, bins]``.
 
@@ -235,14 +252,9 @@ class D2Statistic(Statistic):
 
     def compute(self, x: Tensor) -> Tensor:
         x = check_clouds(x)
-        n = x.shape[1]
-        m = min(self.partners, n - 1)
-        # point i's partners are i + o (mod n) for m offsets o spread over 1..n-1: every point is in
-        # 2m pairs, and as clouds are in random order these are random pairs (all pairs when m = n-1)
-        offsets = torch.tensor([1 + (k * (n - 1)) // m for k in range(m)], device=x.device)
-        partner = (torch.arange(n, device=x.device).unsqueeze(1) + offsets) % n  # [n, m]
+        partner = _partners(x.shape[1], self.partners, x.device)
         d = ((x.unsqueeze(2) - x[:, partner]).pow(2).sum(-1) + 1e-12).sqrt()  # [B, n, m]
-        c = torch.tensor(self.centres, dtype=x.dtype, device=x.device)
+        c = _constant(tuple(self.centres), x.dtype, x.device)
         return torch.exp(-(d.unsqueeze(-1) - c).pow(2) / (2 * self.bandwidth**2)).mean((1, 2))
 
     def __repr__(self) -> str:
