@@ -20,6 +20,9 @@ shapes and each model's samples:
   the hybrid's, and the configured metrics on them. It separates what any smoothing does to the
   metrics (a sample's nearest other sample gets closer twice as fast as its nearest test shape,
   because both ends lose their noise) from what the hybrid does beyond that.
+- ``jitter`` (``--jitter σ …``): the converse control, the vanilla samples with Gaussian noise of
+  standard deviation σ added to every coordinate (seeded), and the configured metrics on them. If
+  1-NNA falls as noise is added while MMD rises, the set's 1-NNA is rewarding noise, not fidelity.
 
     python benchmarks/pointcloud_diagnostics.py --run runs/seeds_tilt/seed0 \\
         --out benchmarks/results/pc_diagnostics_seed0.json
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control", action="store_true", help="also score the smoothed-vanilla control (slow: EMD)")
     p.add_argument("--samples", help="hybrid samples to use instead of hybrid/samples.pt (e.g. a tilt_statistics.py "
                    "tilt; with --control they are scored again)")
+    p.add_argument("--jitter", type=float, nargs="*", default=[],
+                   help="noise levels σ at which to score the vanilla samples with added N(0, σ²) noise")
     args = p.parse_args(argv)
     run = Path(args.run)
     comps, _ = load_run(run / "vanilla" / "checkpoint.pt", device="cpu")
@@ -144,8 +149,15 @@ def main(argv: list[str] | None = None) -> int:
             "hybrid": {k: hybrid[k] for k in scored if k in hybrid},
             "vanilla": {k: compare["metrics"][k]["vanilla"] for k in scored if k in compare["metrics"]},
         }
+    if args.jitter:
+        report["jitter"] = {}
+        g = torch.Generator().manual_seed(0)
+        for sigma in args.jitter:
+            noisy = samples["vanilla"] + sigma * torch.randn(samples["vanilla"].shape, generator=g)
+            report["jitter"][str(sigma)] = {k: v for k, v in evaluate(noisy, comps).items() if not k.endswith("_s")}
+            write_json(args.out, report)
     write_json(args.out, report)
-    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "statistics", "smoothing_control")
+    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "statistics", "smoothing_control", "jitter")
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=1))
     return 0
 

@@ -61,25 +61,28 @@ def label(items: list[Any]) -> str:
                     for i in items)
 
 
-def _spec(run: Path, statistics: list[Any], evaluated: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _spec(run: Path, statistics: list[Any], evaluated: list[Any],
+          hybrid: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     payload = load_checkpoint(run / "vanilla" / "checkpoint.pt", map_location="cpu")
     compared = json.loads((run / "compare.json").read_text())["config"]
     spec = copy.deepcopy(payload["spec"])
-    spec.update(statistics=statistics, hybrid=compared["hybrid"], sampler=compared["sampler"],
+    spec.update(statistics=statistics, hybrid={**compared["hybrid"], **(hybrid or {})}, sampler=compared["sampler"],
                 evaluate={**compared["evaluate"], "statistics": evaluated})
     return spec, payload
 
 
-def tilt(run: Path, statistics: list[Any], evaluated: list[Any]) -> tuple[dict[str, float], dict[str, Any], Any]:
-    """Metrics, η and calibration history of the run's vanilla network tilted by ``statistics``."""
-    spec, payload = _spec(run, statistics, evaluated)
+def tilt(run: Path, statistics: list[Any], evaluated: list[Any],
+         hybrid: dict[str, Any] | None = None) -> tuple[dict[str, float], dict[str, Any], Any]:
+    """Metrics, η and calibration history of the run's vanilla network tilted by ``statistics``
+    (``hybrid`` overrides the run's ``[hybrid]`` options, e.g. the calibration method)."""
+    spec, payload = _spec(run, statistics, evaluated, hybrid)
     comps = pipeline.build(spec)
     load_model_state(comps.model.base, payload, ema=True)
     model = comps.model.eval()
     hyb = spec["hybrid"]
     t0 = time.perf_counter()
     history = pipeline.calibrate_eta(model, comps, int(hyb["calibrate_rounds"]), int(hyb["calibrate_samples"]),
-                                     float(hyb["calibrate_lr"]))
+                                     float(hyb["calibrate_lr"]), method=hyb.get("calibrate_method", "secant"))
     calib_s = time.perf_counter() - t0
     samples, _ = pipeline.draw_samples(model, comps)
     info = {"eta": model.eta_report(), "calibration": history, "calibration_s": round(calib_s, 1)}
@@ -103,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results/tilt_statistics.json", help="JSON report path")
     p.add_argument("--reuse", action="store_true",
                    help="score the samples (and η) a previous run saved under <run>/tilts instead of tilting again")
+    p.add_argument("--hybrid", default="{}",
+                   help='JSON table over the runs\' [hybrid] options, e.g. \'{"calibrate_method": "joint"}\' '
+                        "(the tilts' names gain @key=value)")
     args = p.parse_args(argv)
     tries = [parse_try(t) for t in args.tries]
+    hybrid = json.loads(args.hybrid)
     evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [s for t in tries for s in t])
     runs = [Path(r) for r in args.runs]
     base = {}
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                               "tries": {}}
     seeds = _compare_seeds()
     for stats in tries:
-        name = label(stats)
+        name = label(stats) + "".join(f"@{k}={v}" for k, v in sorted(hybrid.items()))
         per_seed, infos = {}, {}
         for run in runs:
             saved = run / "tilts" / f"{name}.pt"
@@ -126,15 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                 info = json.loads(saved.with_suffix(".json").read_text())
             else:
                 print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
-                metrics, info, samples = tilt(run, stats, evaluated)
+                metrics, info, samples = tilt(run, stats, evaluated, hybrid)
                 saved.parent.mkdir(exist_ok=True)
                 torch.save(samples, saved)
                 pipeline.write_json(saved.with_suffix(".json"), info)
             keys = sorted(set(metrics) | set(base[run]))
             per_seed[str(run)] = {"metrics": {k: {"vanilla": base[run].get(k), "hybrid": metrics.get(k)} for k in keys}}
             infos[str(run)] = info
-        report["tries"][name] = {"statistics": stats, "summary": seeds.summarise(per_seed), "runs": infos,
-                                 "per_seed": {r: v["metrics"] for r, v in per_seed.items()}}
+        report["tries"][name] = {"statistics": stats, "hybrid": hybrid, "summary": seeds.summarise(per_seed),
+                                 "runs": infos, "per_seed": {r: v["metrics"] for r, v in per_seed.items()}}
         pipeline.write_json(args.out, report)
         seeds.print_summary(report["tries"][name]["summary"], prefix=f"{name}: ", side="tilt")
     print(f"wrote {args.out}")

@@ -57,7 +57,7 @@ NAMED_SECTIONS = ("data", "model", "objective", "sampler")
 SECTIONS = (*NAMED_SECTIONS, "train", "evaluate", "hybrid")
 TOP_LEVEL_KEYS = ("plugin", "statistics", *SECTIONS)
 #: keys of [hybrid]: how the statistic term scales with the noise level (see HybridEnergy)
-HYBRID_KEYS = ("sigma_power", "calibrate_rounds", "calibrate_samples", "calibrate_lr")
+HYBRID_KEYS = ("sigma_power", "calibrate_rounds", "calibrate_samples", "calibrate_lr", "calibrate_method")
 #: keys of [sampler] that the pipeline consumes (the rest go to the sampler class)
 SAMPLER_RUN_KEYS = ("n_samples", "batch_size", "init_sigma")
 EVALUATE_KEYS = ("metrics", "statistics")
@@ -283,6 +283,13 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
     for key, value in hybrid.items():
         if key not in HYBRID_KEYS:
             raise ConfigError(f"[hybrid] unknown key {key!r}; known: {', '.join(HYBRID_KEYS)}")
+        if key == "calibrate_method":
+            from hebm_core.pipeline import CALIBRATION_METHODS  # pipeline imports this module
+
+            if value not in CALIBRATION_METHODS:
+                known = ", ".join(sorted(CALIBRATION_METHODS))
+                raise ConfigError(f"[hybrid] calibrate_method must be one of {known}, got {value!r}")
+            continue
         if not _is_number(value) or value < 0:
             raise ConfigError(f"[hybrid] {key} must be a number >= 0, got {value!r}")
         if key in ("calibrate_rounds", "calibrate_samples") and not _is_int(value):

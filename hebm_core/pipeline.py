@@ -592,6 +592,7 @@ def run(
             int(hyb["calibrate_rounds"]),
             int(hyb.get("calibrate_samples", 500)),
             float(hyb.get("calibrate_lr", 1.0)),
+            method=hyb.get("calibrate_method", "secant"),
         )
         summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
         calibrated = {k: v.detach().clone().cpu() for k, v in model.eta.items()}
@@ -632,6 +633,81 @@ def _correlation(t: Tensor) -> Tensor:
     return torch.nan_to_num(torch.corrcoef(finite.T), nan=0.0).clamp(-1.0, 1.0).fill_diagonal_(1.0)
 
 
+@dataclass
+class _Round:
+    """One calibration round: η tried, its gap (median of means), Σ|gap|/sd, and the round's
+    robust ``D^½ = sd`` (max of the samples' and the data's), the samples' correlations ``R`` and
+    ``R⁺``, their pseudo-inverse."""
+
+    eta: Tensor
+    gap: Tensor
+    size: float
+    sd: Tensor
+    corr: Tensor
+    corr_pinv: Tensor
+
+
+def _secant_step(
+    first: _Round, best: _Round, other: tuple[Tensor, Tensor] | None, kept: bool, lr: float, max_growth: float,
+    state: dict[str, float],
+) -> tuple[Tensor, str]:
+    """Newton with round 0's curvature, then per-component secants ``−gap / (Δgap/Δη)``."""
+    step = -lr * (first.corr_pinv @ (best.gap / first.sd)) / first.sd
+    if other is None:
+        return step, "newton"
+    d_eta = best.eta - other[0]
+    slope = (best.gap - other[1]) / d_eta
+    ok = (d_eta != 0) & (slope > 0) & torch.isfinite(slope)
+    kind = "newton"
+    if bool(ok.any()):
+        step, kind = torch.where(ok, -best.gap / slope, step), "secant"
+    limit = max_growth * d_eta.abs() if kept else 0.5 * d_eta.abs()  # half the way back after a rejected try
+    step = step.clamp(-(limit := torch.where(d_eta != 0, limit, step.abs())), limit)
+    if not kept and not bool(ok.any()):
+        return -0.5 * d_eta, "backtrack"
+    return step, kind
+
+
+def _joint_step(
+    first: _Round, best: _Round, other: tuple[Tensor, Tensor] | None, kept: bool, lr: float, max_growth: float,
+    state: dict[str, float],
+) -> tuple[Tensor, str]:
+    """Newton with the best round's own covariance ``C``, every component together, divided by
+    one response factor ``α`` (``1/lr`` at first): the samples' gap moves like ``α·C·Δη`` (α = 1
+    for an exact sampler, below 1 for short chains). After two tries ``α`` is measured along the
+    last move, ``α = Δηᵀ·Δgap / Δηᵀ·C·Δη`` (the last α stays while that is not positive). Unlike per-component
+    secants this keeps coupled components (histogram bins, ``T`` and ``T²``) stepping along
+    ``C⁻¹·gap`` instead of against each other. The step is scaled down as a whole so that its
+    length in units of sd T is at most ``max_growth`` times the last move's (half of it after a
+    rejected try)."""
+    alpha = state.setdefault("alpha", 1.0 / lr)
+    kind = "newton"
+    if other is not None:
+        d_eta, d_gap = best.eta - other[0], best.gap - other[1]
+        curvature = float(d_eta @ (best.sd * (best.corr @ (best.sd * d_eta))))  # Δηᵀ·C·Δη
+        measured = float(d_eta @ d_gap) / curvature if curvature > 0 else math.nan
+        if math.isfinite(measured) and measured > 0:
+            alpha, kind = measured, "joint"
+            state["alpha"] = alpha
+        elif not kept:
+            return -0.5 * d_eta, "backtrack"
+    step = -(best.corr_pinv @ (best.gap / best.sd)) / best.sd / alpha
+    if other is not None:
+        last = float((best.sd * (best.eta - other[0])).norm())
+        bound = (max_growth if kept else 0.5) * last
+        length = float((best.sd * step).norm())
+        if last > 0 and length > bound:
+            step = step * (bound / length)
+    return step, kind
+
+
+#: how :func:`calibrate_eta` steps after round 0 (``[hybrid] calibrate_method``)
+CALIBRATION_METHODS: dict[str, Callable[..., tuple[Tensor, str]]] = {
+    "secant": _secant_step,
+    "joint": _joint_step,
+}
+
+
 def calibrate_eta(
     model: HybridEnergy,
     comps: Components,
@@ -641,6 +717,7 @@ def calibrate_eta(
     max_data: int = 10000,
     max_growth: float = 4.0,
     groups: int = 10,
+    method: str = "secant",
 ) -> list[dict[str, Any]]:
     """Moment matching for η with the network held fixed: drive ``gap = E_model T − E_data T`` to 0.
 
@@ -651,10 +728,12 @@ def calibrate_eta(
     ``lr = 1``. Correlated components are so stepped jointly (a per-component step overshoots
     them); ``R`` is inverted as a pseudo-inverse that drops directions with eigenvalue below 0.1 %
     of the largest, so components that nearly repeat each other share one step.
-    Later steps are secant steps, per component, ``η −= gap / slope`` with ``slope = Δgap/Δη``
-    measured between the best η so far and the last other one tried (a slope that is not positive
-    falls back to the Newton step), so the rounds converge where the samples respond to η more
-    weakly than the model says (short chains). Each step is at most ``max_growth`` times the
+    Later steps follow ``method`` (:data:`CALIBRATION_METHODS`). ``"secant"``: per component,
+    ``η −= gap / slope`` with ``slope = Δgap/Δη`` measured between the best η so far and the last
+    other one tried (a slope that is not positive falls back to the Newton step), so the rounds
+    converge where the samples respond to η more weakly than the model says (short chains).
+    ``"joint"``: Newton with the best round's own covariance and one measured response factor
+    (:func:`_joint_step`), for coupled components. Each step is at most ``max_growth`` times the
     previous one. A round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's
     (a too strong η can break sampling) is undone (so is one whose sampler diverged): the
     next try lies at most halfway back from the rejected η to the best. E_model comes from ``n``
@@ -665,13 +744,12 @@ def calibrate_eta(
     by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
     led to it and whether it was kept; the model ends with the best η.
     """
+    step_rule = lookup(CALIBRATION_METHODS, method, "calibration method")
     stats = model.statistics
     data = training_subset(comps, max_data)
     with torch.no_grad():
         d = torch.cat([s(data).double().cpu() for s in stats], 1)
     target_vec, data_var = d.mean(0), d.var(0, correction=0)
-    scale: Tensor | None = None  # per component: max(Var_model at round 0, Var_data)
-    corr_pinv: Tensor | None = None  # R⁺: pseudo-inverse of the round-0 samples' correlations
     keys = {s.name: model._key(s.name) for s in stats}
     sizes = [model.eta[keys[s.name]].numel() for s in stats]
 
@@ -684,8 +762,10 @@ def calibrate_eta(
                 model.eta[keys[s.name]].copy_(part.to(model.eta[keys[s.name]]))
 
     history: list[dict[str, Any]] = []
-    best: tuple[Tensor, Tensor, float] | None = None  # η, gap, Σ|gap|/sd
+    first: _Round | None = None  # round 0: its sd T normalises the gap of every round
+    best: _Round | None = None
     other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
+    state: dict[str, float] = {}  # the step rule's memory across rounds
     kind = "start"
     for r in range(rounds + 1):
         eta, diverged = get_eta(), None
@@ -696,20 +776,22 @@ def calibrate_eta(
                 raise
             diverged = str(exc)
         if diverged:
-            gap = mean_gap = torch.full_like(best[1], math.nan)
+            gap = mean_gap = torch.full_like(best.gap, math.nan)
+            sd, corr, corr_pinv = best.sd, best.corr, best.corr_pinv
         else:
             with torch.no_grad():
                 t = torch.cat([s(samples).double().cpu() for s in stats], 1)
             mean_gap = t.mean(0) - target_vec
             gap = median_of_means(t, groups) - target_vec
-            if scale is None:  # robust too: a few wild chains would inflate Var T and stall Newton
-                var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
-                scale = torch.maximum(var, data_var).clamp_min(1e-12)
-                # Newton's curvature is C = D^½·R·D^½; directions in which R is nearly singular
-                # (components that repeat each other) get no step rather than an amplified one
-                corr_pinv = torch.linalg.pinv(_correlation(t), rtol=1e-3, hermitian=True)
-        size = float((gap.abs() / scale.sqrt()).sum())
-        kept = math.isfinite(size) and (best is None or size <= best[2])
+            # robust too: a few wild chains would inflate Var T and stall Newton
+            var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
+            sd = torch.maximum(var, data_var).clamp_min(1e-12).sqrt()
+            # Newton's curvature is C = D^½·R·D^½; directions in which R is nearly singular
+            # (components that repeat each other) get no step rather than an amplified one
+            corr = _correlation(t)
+            corr_pinv = torch.linalg.pinv(corr, rtol=1e-3, hermitian=True)
+        size = float((gap.abs() / (first.sd if first else sd)).sum())
+        kept = math.isfinite(size) and (best is None or size <= best.size)
         history.append(
             {
                 "round": r,
@@ -723,32 +805,18 @@ def calibrate_eta(
         )
         if kept:
             if best is not None:
-                other = best[:2]
-            best = (eta, gap, size)
+                other = (best.eta, best.gap)
+            best = _Round(eta, gap, size, sd, corr, corr_pinv)
+            first = first or best
         elif best is None:
             raise RuntimeError(f"η calibration: samples at the trained η give non-finite statistics {gap.tolist()}")
         else:
             other = (eta, gap)  # a non-finite gap gives no slope: the next try backs off halfway
         if r == rounds:
             break
-        eta_b, gap_b = best[0], best[1]
-        sd = scale.sqrt()
-        step = -lr * (corr_pinv @ (gap_b / sd)) / sd  # Newton on the log-likelihood
-        kind = "newton"
-        if other is not None:
-            d_eta = eta_b - other[0]
-            slope = (gap_b - other[1]) / d_eta
-            ok = (d_eta != 0) & (slope > 0) & torch.isfinite(slope)
-            if bool(ok.any()):
-                step = torch.where(ok, -gap_b / slope, step)
-                kind = "secant"
-            limit = max_growth * d_eta.abs() if kept else 0.5 * d_eta.abs()
-            limit = torch.where(d_eta != 0, limit, step.abs())
-            step = step.clamp(-limit, limit)
-            if not kept and not bool(ok.any()):
-                step, kind = -0.5 * d_eta, "backtrack"
-        set_eta(eta_b + step)
-    set_eta(best[0])
+        step, kind = step_rule(first, best, other, kept, lr, max_growth, state)
+        set_eta(best.eta + step)
+    set_eta(best.eta)
     return history
 
 

@@ -168,6 +168,30 @@ def test_size_is_the_mean_squared_radius():
     assert stat(3 * x).item() == pytest.approx(9 * 4 / 5, rel=1e-12)
 
 
+def test_inertia_known_value_axes_translation_and_size():
+    """The 8 corners of an a × b × c box: second moments a²/4, b²/4, c²/4 and no coupling; a quarter
+    turn about z swaps xx and yy and flips xy's sign on a sheared cloud; moving the cloud changes
+    nothing; the trace is ``size``; the gradient is the linear one autograd gives (gradcheck)."""
+    from hebm_pointcloud.statistics import STATISTICS, inertia_statistic, size_statistic
+
+    stat = inertia_statistic()
+    assert STATISTICS["inertia"] is inertia_statistic and stat.dim == 6
+    assert stat.names(6) == ["inertia.xx", "inertia.xy", "inertia.xz", "inertia.yy", "inertia.yz", "inertia.zz"]
+    a, b, c = 2.0, 1.0, 0.5
+    corners = torch.tensor([[sx * a / 2, sy * b / 2, sz * c / 2] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+                           dtype=torch.float64)
+    t = stat(corners[None])[0]
+    assert torch.allclose(t, torch.tensor([a * a / 4, 0, 0, b * b / 4, 0, c * c / 4], dtype=torch.float64))
+    sheared = corners @ torch.tensor([[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    turn = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    s0, s1 = stat(sheared[None])[0], stat((sheared @ turn)[None])[0]
+    assert s0[1] != 0 and torch.allclose(s1[[0, 1, 3]], torch.stack([s0[3], -s0[1], s0[0]]))
+    x = torch.randn(3, 50, 3, dtype=torch.float64)
+    assert torch.allclose(stat(x + torch.tensor([5.0, -2.0, 1.0], dtype=torch.float64)), stat(x))
+    assert torch.allclose(stat(x)[:, [0, 3, 5]].sum(1, keepdim=True), size_statistic()(x))
+    assert torch.autograd.gradcheck(lambda y: stat(y), (x[:1, :10].clone().requires_grad_(),))
+
+
 def test_d2_known_values_all_pairs_and_gradient():
     import math
 

@@ -19,6 +19,12 @@ on them smooths without the shrinking that uniform Laplacian smoothing causes.
 point pairs (Osada et al.'s D2 shape distribution) as a kernel density at fixed distances, one
 component each; matching it tilts the samples' proportions towards the data's.
 
+``inertia`` is the cloud's second-moment tensor about its centroid (six components): its extent
+along each axis and their couplings. On aligned data (primitives, ShapeNet) a sampler that makes
+every shape too wide along one axis and too thin along another errs the same way on every sample,
+and only such shared errors can move a sample nearer the data without also moving it nearer the
+other samples.
+
 Two companions: ``spacing`` (mean log nearest-neighbour distance over the size: how evenly the
 points spread; the Laplacian alone rewards clumps) and ``size`` (the mean squared radius: with
 ``laplacian_shape`` it lets moment matching fix the scale too, and so the plain Laplacian).
@@ -42,6 +48,7 @@ __all__ = [
     "scaled_laplacian_statistic",
     "shape_laplacian_statistic",
     "SizeStatistic",
+    "InertiaStatistic",
     "SpacingStatistic",
     "D2Statistic",
     "RELATIVE",
@@ -201,6 +208,37 @@ def size_statistic() -> SizeStatistic:
     return SizeStatistic()
 
 
+class InertiaStatistic(Statistic):
+    """``T(x) = mean_i (x_i − x̄)(x_i − x̄)ᵀ``, upper triangle ``[B, 6]`` (xx, xy, xz, yy, yz, zz).
+
+    The cloud's second moments about its centroid: its squared extent along each axis and how they
+    couple. Their trace is ``size``, so use one or the other. A linear tilt by them is a Gaussian
+    potential on the centred points, which stretches or squeezes shapes along axes: it fixes an
+    anisotropy that every sample shares (samples too wide in x, too thin in y), which ``size``
+    (the trace) and the rotation-invariant ``d2`` cannot see.
+    """
+
+    name, dim = "inertia", 6
+    component_names = ["xx", "xy", "xz", "yy", "yz", "zz"]
+
+    def compute(self, x: Tensor) -> Tensor:
+        c = check_clouds(x) - x.mean(1, keepdim=True)
+        m = torch.einsum("bni,bnj->bij", c, c) / x.shape[1]
+        i, j = _UPPER
+        return m[:, i, j]
+
+    def __repr__(self) -> str:
+        return "InertiaStatistic()"
+
+
+_UPPER = ((0, 0, 0, 1, 1, 2), (0, 1, 2, 1, 2, 2))
+
+
+def inertia_statistic() -> InertiaStatistic:
+    """``mean_i (x_i − x̄)(x_i − x̄)ᵀ``: the six second moments about the centroid."""
+    return InertiaStatistic()
+
+
 @functools.lru_cache(maxsize=32)
 def _partners(n: int, partners: int, device: torch.device) -> Tensor:
     """``[n, m]`` partner indices, ``m = min(partners, n − 1)``: point i's are i + o (mod n) for m
@@ -279,5 +317,6 @@ STATISTICS = {
     "laplacian_shape": shape_laplacian_statistic,
     "spacing": spacing_statistic,
     "size": size_statistic,
+    "inertia": inertia_statistic,
     "d2": d2_statistic,
 }

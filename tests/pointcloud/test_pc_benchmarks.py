@@ -1,0 +1,92 @@
+"""benchmarks/tilt_statistics.py and benchmarks/pointcloud_diagnostics.py on a tiny `hebm compare` run."""
+
+import json
+
+import pytest
+import torch
+from _util import load_benchmark
+
+from hebm_core import pipeline
+
+TINY = {
+    "plugin": "pointcloud",
+    "statistics": ["size"],
+    "data": {"name": "primitives", "classes": ["box", "cylinder"], "n_train": 16, "n_test": 8, "n_points": 64},
+    "model": {"name": "set_energy", "hidden": 16, "depth": 1},
+    "objective": {"name": "dsm", "sigma_min": 0.02, "sigma_max": 1.0, "n_sigmas": 4},
+    "hybrid": {"sigma_power": 2, "calibrate_rounds": 1, "calibrate_samples": 8, "calibrate_lr": 1.0},
+    "train": {"steps": 20, "batch_size": 8, "eta_lr": 0.0, "log_every": 10, "checkpoint_every": 20},
+    "sampler": {"name": "annealed_langevin", "n_samples": 8, "steps_per_sigma": 3},
+    "evaluate": {"metrics": [{"name": "pointflow", "emd_points": 32, "emd_check_pairs": 2}],
+                 "statistics": [{"name": "laplacian", "k": 8}]},
+}
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    pipeline.compare(TINY, out)
+    return out, json.loads((out / "compare.json").read_text())
+
+
+def test_tilt_statistics_reproduces_the_compare_hybrid_and_reuses_its_tilts(compared, tmp_path, monkeypatch):
+    """Tilting the vanilla network by the run's own statistic with the run's own calibration is
+    the compare's hybrid: same η, same metrics. ``--reuse`` scores the saved samples again without
+    calibrating; ``--hybrid`` overrides the calibration and names the tilt after it."""
+    run, cmp = compared
+    mod = load_benchmark("tilt_statistics")
+    out = tmp_path / "tilts.json"
+    assert mod.main(["--runs", str(run), "--try", "size", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())["tries"]["size"]
+    per_seed = rep["per_seed"][str(run)]
+    for key in ("pointflow/mmd_cd", "pointflow/1nna_cd_pct", "delta_t/size", "delta_t/laplacian"):
+        assert per_seed[key]["vanilla"] == pytest.approx(cmp["metrics"][key]["vanilla"]), key
+        assert per_seed[key]["hybrid"] == pytest.approx(cmp["metrics"][key]["hybrid"]), key
+    assert rep["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
+    saved = run / "tilts" / "size.pt"
+    stamp = saved.stat().st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--reuse must not calibrate again")
+
+    monkeypatch.setattr(pipeline, "calibrate_eta", refuse)
+    again = tmp_path / "again.json"
+    assert mod.main(["--runs", str(run), "--try", "size", "--reuse", "--out", str(again)]) == 0
+    reused = json.loads(again.read_text())["tries"]["size"]["per_seed"][str(run)]
+    diff = {k: (v, per_seed.get(k)) for k, v in reused.items() if v != per_seed.get(k) and not k.endswith("_time_s")}
+    assert not diff, diff
+    assert saved.stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    # one round is the Newton step, which both calibration rules share
+    joint = tmp_path / "joint.json"
+    assert mod.main(["--runs", str(run), "--try", "size", "--hybrid", '{"calibrate_method": "joint"}',
+                     "--out", str(joint)]) == 0
+    rep_joint = json.loads(joint.read_text())["tries"]["size@calibrate_method=joint"]
+    assert rep_joint["hybrid"] == {"calibrate_method": "joint"}
+    assert rep_joint["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
+    assert (run / "tilts" / "size@calibrate_method=joint.pt").exists()
+
+
+def test_pointcloud_diagnostics_controls(compared, tmp_path):
+    """The 1-NNA sides average to the reported 1-NNA; the smoothing control lands on the hybrid's
+    plain Laplacian (or leaves smoother samples alone); jitter roughens the vanilla samples."""
+    run, cmp = compared
+    mod = load_benchmark("pointcloud_diagnostics")
+    out = tmp_path / "diag.json"
+    assert mod.main(["--run", str(run), "--control", "--jitter", "0.05", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    for side in ("vanilla", "hybrid"):
+        sides = rep["one_nna_cd_sides"][side]
+        assert (sides["samples_pct"] + sides["test_pct"]) / 2 == pytest.approx(
+            cmp["metrics"]["pointflow/1nna_cd_pct"][side])
+    control = rep["smoothing_control"]
+    vanilla_t = cmp["metrics"]["model_t/laplacian"]["vanilla"]
+    if control["lambda"] > 0:
+        assert control["metrics"]["model_t/laplacian"] == pytest.approx(control["laplacian_target"], rel=1e-3)
+    else:
+        assert vanilla_t <= control["laplacian_target"]
+    assert rep["jitter"]["0.05"]["model_t/laplacian"] > vanilla_t
+    stats = rep["statistics"]["laplacian"]
+    test = torch.load(run / "vanilla" / "samples.pt", weights_only=True)
+    assert stats["model_mean"]["vanilla"][0] == pytest.approx(cmp["metrics"]["model_t/laplacian"]["vanilla"])
+    assert len(stats["sd"]["test"]) == 1 and test.shape[0] == TINY["sampler"]["n_samples"]
