@@ -23,23 +23,30 @@ shapes and each model's samples:
 - ``jitter`` (``--jitter σ …``): the converse control, the vanilla samples with Gaussian noise of
   standard deviation σ added to every coordinate (seeded), and the configured metrics on them. If
   1-NNA falls as noise is added while MMD rises, the set's 1-NNA is rewarding noise, not fidelity.
+  ``--summarise`` merges such reports over seeds (means, paired differences against the plain
+  vanilla samples, seeds on which the noisy samples score no worse), as ``compare_seeds.py`` does.
 
     python benchmarks/pointcloud_diagnostics.py --run runs/seeds_tilt/seed0 \\
         --out benchmarks/results/pc_diagnostics_seed0.json
+    python benchmarks/pointcloud_diagnostics.py --summarise benchmarks/results/pc_diagnostics_jitter_seed*.json \\
+        --out benchmarks/results/pc_jitter.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian, laplacian_vectors
 from hebm_pointcloud.metrics import one_nna_sides
 from hebm_pointcloud.statistics import size_statistic
 
-from hebm_core.pipeline import environment, evaluate, load_run, write_json
+from hebm_core.pipeline import _statistics, environment, evaluate, load_run, write_json
 
 
 def radius(x: torch.Tensor) -> float:
@@ -75,16 +82,43 @@ def smoothing_control(x: torch.Tensor, target: float, k: int = 8, iters: int = 3
     return hi, x - hi * lap
 
 
+def summarise_jitter(paths: list[Path]) -> dict[str, Any]:
+    """Per noise level: ``compare_seeds.summarise`` of the noisy against the plain vanilla samples
+    (their metrics from each report's ``compare.json``) over the given diagnostics reports."""
+    spec = importlib.util.spec_from_file_location("compare_seeds", Path(__file__).with_name("compare_seeds.py"))
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    per_level: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        rep = json.loads(path.read_text())
+        plain = json.loads((Path(rep["run"]) / "compare.json").read_text())["metrics"]
+        for sigma, noisy in rep.get("jitter", {}).items():
+            metrics = {k: {"vanilla": plain[k]["vanilla"], "hybrid": v} for k, v in noisy.items() if k in plain}
+            per_level.setdefault(sigma, {})[rep["run"]] = {"metrics": metrics}
+    return {sigma: {"runs": sorted(runs), "summary": seeds.summarise(runs)} for sigma, runs in per_level.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a `hebm compare` output folder")
+    p.add_argument("--run", help="a `hebm compare` output folder")
+    p.add_argument("--summarise", nargs="+", type=Path, metavar="REPORT",
+                   help="merge the jitter of these diagnostics reports over seeds instead (needs no --run)")
     p.add_argument("--out", default="benchmarks/results/pc_diagnostics.json", help="JSON report path")
     p.add_argument("--control", action="store_true", help="also score the smoothed-vanilla control (slow: EMD)")
     p.add_argument("--samples", help="hybrid samples to use instead of hybrid/samples.pt (e.g. a tilt_statistics.py "
                    "tilt; with --control they are scored again)")
+    p.add_argument("--statistics", default="[]",
+                   help='JSON list of statistics to describe besides the run\'s evaluated ones, e.g. \'["inertia"]\'')
     p.add_argument("--jitter", type=float, nargs="*", default=[],
                    help="noise levels σ at which to score the vanilla samples with added N(0, σ²) noise")
     args = p.parse_args(argv)
+    if args.summarise:
+        merged = {**environment(), "command": " ".join(sys.argv), "jitter": summarise_jitter(args.summarise)}
+        write_json(args.out, merged)
+        print(json.dumps(merged["jitter"], indent=1))
+        return 0
+    if not args.run:
+        p.error("--run is required (or --summarise)")
     run = Path(args.run)
     comps, _ = load_run(run / "vanilla" / "checkpoint.pt", device="cpu")
     train, ref = comps.bundle.train, comps.reference
@@ -112,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         gen, test = one_nna_sides(d_gg, d_gr, d_rr)
         report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
     compare = json.loads((run / "compare.json").read_text())
-    for stat in comps.eval_statistics:
+    extra = [t for t in _statistics(json.loads(args.statistics), comps.plugin)
+             if t.name not in {s.name for s in comps.eval_statistics}]
+    for stat in comps.eval_statistics + extra:
         with torch.no_grad():
             t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
             t_test = stat(ref).double()

@@ -86,6 +86,13 @@ def test_pointcloud_diagnostics_controls(compared, tmp_path):
     else:
         assert vanilla_t <= control["laplacian_target"]
     assert rep["jitter"]["0.05"]["model_t/laplacian"] > vanilla_t
+    merged = tmp_path / "merged.json"
+    assert mod.main(["--summarise", str(out), "--out", str(merged)]) == 0
+    summary = json.loads(merged.read_text())["jitter"]["0.05"]["summary"]
+    plain = cmp["metrics"]["delta_t/laplacian"]["vanilla"]
+    assert summary["delta_t/laplacian"]["vanilla_mean"] == pytest.approx(plain)
+    assert summary["delta_t/laplacian"]["hybrid_mean"] == pytest.approx(rep["jitter"]["0.05"]["delta_t/laplacian"])
+    assert summary["pointflow/mmd_cd"]["seeds"] == 1
     stats = rep["statistics"]["laplacian"]
     test = torch.load(run / "vanilla" / "samples.pt", weights_only=True)
     assert stats["model_mean"]["vanilla"][0] == pytest.approx(cmp["metrics"]["model_t/laplacian"]["vanilla"])
