@@ -648,7 +648,12 @@ class _Round:
 
 
 def _secant_step(
-    first: _Round, best: _Round, other: tuple[Tensor, Tensor] | None, kept: bool, lr: float, max_growth: float,
+    first: _Round,
+    best: _Round,
+    other: tuple[Tensor, Tensor] | None,
+    kept: bool,
+    lr: float,
+    max_growth: float,
     state: dict[str, float],
 ) -> tuple[Tensor, str]:
     """Newton with round 0's curvature, then per-component secants ``−gap / (Δgap/Δη)``."""
@@ -662,14 +667,20 @@ def _secant_step(
     if bool(ok.any()):
         step, kind = torch.where(ok, -best.gap / slope, step), "secant"
     limit = max_growth * d_eta.abs() if kept else 0.5 * d_eta.abs()  # half the way back after a rejected try
-    step = step.clamp(-(limit := torch.where(d_eta != 0, limit, step.abs())), limit)
+    limit = torch.where(d_eta != 0, limit, step.abs())
+    step = step.clamp(-limit, limit)
     if not kept and not bool(ok.any()):
         return -0.5 * d_eta, "backtrack"
     return step, kind
 
 
 def _joint_step(
-    first: _Round, best: _Round, other: tuple[Tensor, Tensor] | None, kept: bool, lr: float, max_growth: float,
+    first: _Round,
+    best: _Round,
+    other: tuple[Tensor, Tensor] | None,
+    kept: bool,
+    lr: float,
+    max_growth: float,
     state: dict[str, float],
 ) -> tuple[Tensor, str]:
     """Newton with the best round's own covariance ``C``, every component together, divided by
