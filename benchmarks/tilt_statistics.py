@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     tries = [parse_try(t) for t in args.tries]
     hybrid = json.loads(args.hybrid)
+    if not isinstance(hybrid, dict):
+        p.error(f"--hybrid must be a JSON table of [hybrid] options, got {args.hybrid!r}")
     evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [s for t in tries for s in t])
     runs = [Path(r) for r in args.runs]
     base = {}
