@@ -647,42 +647,41 @@ class _Round:
     corr_pinv: Tensor
 
 
-def _secant_step(
-    first: _Round,
-    best: _Round,
-    other: tuple[Tensor, Tensor] | None,
-    kept: bool,
-    lr: float,
-    max_growth: float,
-    state: dict[str, float],
-) -> tuple[Tensor, str]:
+@dataclass
+class _Progress:
+    """What a step rule sees: round 0, the best round so far, the last other η tried with its gap
+    (``None`` before the second round), whether the last round was kept, ``calibrate_lr``,
+    ``max_growth`` and ``state``, the rule's own memory across rounds."""
+
+    first: _Round
+    best: _Round
+    other: tuple[Tensor, Tensor] | None
+    kept: bool
+    lr: float
+    max_growth: float
+    state: dict[str, float]
+
+
+def _secant_step(p: _Progress) -> tuple[Tensor, str]:
     """Newton with round 0's curvature, then per-component secants ``−gap / (Δgap/Δη)``."""
-    step = -lr * (first.corr_pinv @ (best.gap / first.sd)) / first.sd
-    if other is None:
+    step = -p.lr * (p.first.corr_pinv @ (p.best.gap / p.first.sd)) / p.first.sd
+    if p.other is None:
         return step, "newton"
-    d_eta = best.eta - other[0]
-    slope = (best.gap - other[1]) / d_eta
+    d_eta = p.best.eta - p.other[0]
+    slope = (p.best.gap - p.other[1]) / d_eta
     ok = (d_eta != 0) & (slope > 0) & torch.isfinite(slope)
     kind = "newton"
     if bool(ok.any()):
-        step, kind = torch.where(ok, -best.gap / slope, step), "secant"
-    limit = max_growth * d_eta.abs() if kept else 0.5 * d_eta.abs()  # half the way back after a rejected try
+        step, kind = torch.where(ok, -p.best.gap / slope, step), "secant"
+    limit = p.max_growth * d_eta.abs() if p.kept else 0.5 * d_eta.abs()  # half the way back after a rejected try
     limit = torch.where(d_eta != 0, limit, step.abs())
     step = step.clamp(-limit, limit)
-    if not kept and not bool(ok.any()):
+    if not p.kept and not bool(ok.any()):
         return -0.5 * d_eta, "backtrack"
     return step, kind
 
 
-def _joint_step(
-    first: _Round,
-    best: _Round,
-    other: tuple[Tensor, Tensor] | None,
-    kept: bool,
-    lr: float,
-    max_growth: float,
-    state: dict[str, float],
-) -> tuple[Tensor, str]:
+def _joint_step(p: _Progress) -> tuple[Tensor, str]:
     """Newton with the best round's own covariance ``C``, every component together, divided by
     one response factor ``α`` (``1/lr`` at first): the samples' gap moves like ``α·C·Δη`` (α = 1
     for an exact sampler, below 1 for short chains). After two tries ``α`` is measured along the
@@ -691,29 +690,29 @@ def _joint_step(
     ``C⁻¹·gap`` instead of against each other. The step is scaled down as a whole so that its
     length in units of sd T is at most ``max_growth`` times the last move's (half of it after a
     rejected try)."""
-    alpha = state.setdefault("alpha", 1.0 / lr)
+    alpha = p.state.setdefault("alpha", 1.0 / p.lr)
     kind = "newton"
-    if other is not None:
-        d_eta, d_gap = best.eta - other[0], best.gap - other[1]
-        curvature = float(d_eta @ (best.sd * (best.corr @ (best.sd * d_eta))))  # Δηᵀ·C·Δη
+    if p.other is not None:
+        d_eta, d_gap = p.best.eta - p.other[0], p.best.gap - p.other[1]
+        curvature = float(d_eta @ (p.best.sd * (p.best.corr @ (p.best.sd * d_eta))))  # Δηᵀ·C·Δη
         measured = float(d_eta @ d_gap) / curvature if curvature > 0 else math.nan
         if math.isfinite(measured) and measured > 0:
             alpha, kind = measured, "joint"
-            state["alpha"] = alpha
-        elif not kept:
+            p.state["alpha"] = alpha
+        elif not p.kept:
             return -0.5 * d_eta, "backtrack"
-    step = -(best.corr_pinv @ (best.gap / best.sd)) / best.sd / alpha
-    if other is not None:
-        last = float((best.sd * (best.eta - other[0])).norm())
-        bound = (max_growth if kept else 0.5) * last
-        length = float((best.sd * step).norm())
+    step = -(p.best.corr_pinv @ (p.best.gap / p.best.sd)) / p.best.sd / alpha
+    if p.other is not None:
+        last = float((p.best.sd * (p.best.eta - p.other[0])).norm())
+        bound = (p.max_growth if p.kept else 0.5) * last
+        length = float((p.best.sd * step).norm())
         if last > 0 and length > bound:
             step = step * (bound / length)
     return step, kind
 
 
 #: how :func:`calibrate_eta` steps after round 0 (``[hybrid] calibrate_method``)
-CALIBRATION_METHODS: dict[str, Callable[..., tuple[Tensor, str]]] = {
+CALIBRATION_METHODS: dict[str, Callable[[_Progress], tuple[Tensor, str]]] = {
     "secant": _secant_step,
     "joint": _joint_step,
 }
@@ -825,7 +824,7 @@ def calibrate_eta(
             other = (eta, gap)  # a non-finite gap gives no slope: the next try backs off halfway
         if r == rounds:
             break
-        step, kind = step_rule(first, best, other, kept, lr, max_growth, state)
+        step, kind = step_rule(_Progress(first, best, other, kept, lr, max_growth, state))
         set_eta(best.eta + step)
     set_eta(best.eta)
     return history
