@@ -32,6 +32,7 @@ except ModuleNotFoundError:  # Python 3.10: the backport, if installed
     except ModuleNotFoundError:
         _toml = None  # type: ignore[assignment]
 
+from hebm_core.calibration import CALIBRATION_METHODS
 from hebm_core.objectives import OBJECTIVES
 from hebm_core.registry import Plugin, PluginRegistry, lookup
 from hebm_core.samplers import SAMPLERS
@@ -284,8 +285,6 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
         if key not in HYBRID_KEYS:
             raise ConfigError(f"[hybrid] unknown key {key!r}; known: {', '.join(HYBRID_KEYS)}")
         if key == "calibrate_method":
-            from hebm_core.pipeline import CALIBRATION_METHODS  # pipeline imports this module
-
             if value not in CALIBRATION_METHODS:
                 known = ", ".join(sorted(CALIBRATION_METHODS))
                 raise ConfigError(f"[hybrid] calibrate_method must be one of {known}, got {value!r}")

@@ -28,6 +28,7 @@ from torch import Tensor
 
 import hebm_core
 from hebm_core import tree
+from hebm_core.calibration import CALIBRATION_METHODS, Progress, Round, curvature, median_of_means
 from hebm_core.checkpoint import CheckpointError, load_checkpoint
 from hebm_core.config import ConfigError, entry, get_registry, section, validate
 from hebm_core.data import DataBundle
@@ -614,110 +615,6 @@ def run(
     return rep
 
 
-def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:
-    """Per column of ``t [n, k]``: the median of the means (``var``: the variances) of ``groups``
-    interleaved groups of rows (plain mean / variance below ``2·groups`` rows). Robust to a few
-    wild rows, near the plain estimate otherwise."""
-    stat = (lambda u: u.var(0, correction=0)) if var else (lambda u: u.mean(0))
-    if groups < 2 or t.shape[0] < 2 * groups:
-        return stat(t)
-    return torch.stack([stat(t[i::groups]) for i in range(groups)]).median(0).values
-
-
-def _correlation(t: Tensor) -> Tensor:
-    """The correlation matrix of the columns of ``t`` over its finite rows (identity when undefined)."""
-    m = t.shape[1]
-    finite = t[torch.isfinite(t).all(1)]
-    if m == 1 or finite.shape[0] < 3:
-        return torch.eye(m, dtype=t.dtype)
-    return torch.nan_to_num(torch.corrcoef(finite.T), nan=0.0).clamp(-1.0, 1.0).fill_diagonal_(1.0)
-
-
-@dataclass
-class _Round:
-    """One calibration round: η tried, its gap (median of means), Σ|gap|/sd, and the round's
-    robust ``D^½ = sd`` (max of the samples' and the data's), the samples' correlations ``R`` and
-    ``R⁺``, their pseudo-inverse."""
-
-    eta: Tensor
-    gap: Tensor
-    size: float
-    sd: Tensor
-    corr: Tensor
-    corr_pinv: Tensor
-
-
-@dataclass
-class _Progress:
-    """What a step rule sees: round 0, the best round so far, the last other η tried with its gap
-    (``None`` before the second round), whether the last round was kept, ``calibrate_lr``,
-    ``max_growth`` and ``state``, the rule's own memory across rounds."""
-
-    first: _Round
-    best: _Round
-    other: tuple[Tensor, Tensor] | None
-    kept: bool
-    lr: float
-    max_growth: float
-    state: dict[str, float]
-
-
-def _secant_step(p: _Progress) -> tuple[Tensor, str]:
-    """Newton with round 0's curvature, then per-component secants ``−gap / (Δgap/Δη)``."""
-    step = -p.lr * (p.first.corr_pinv @ (p.best.gap / p.first.sd)) / p.first.sd
-    if p.other is None:
-        return step, "newton"
-    d_eta = p.best.eta - p.other[0]
-    slope = (p.best.gap - p.other[1]) / d_eta
-    ok = (d_eta != 0) & (slope > 0) & torch.isfinite(slope)
-    kind = "newton"
-    if bool(ok.any()):
-        step, kind = torch.where(ok, -p.best.gap / slope, step), "secant"
-    limit = p.max_growth * d_eta.abs() if p.kept else 0.5 * d_eta.abs()  # half the way back after a rejected try
-    limit = torch.where(d_eta != 0, limit, step.abs())
-    step = step.clamp(-limit, limit)
-    if not p.kept and not bool(ok.any()):
-        return -0.5 * d_eta, "backtrack"
-    return step, kind
-
-
-def _joint_step(p: _Progress) -> tuple[Tensor, str]:
-    """Newton with the best round's own covariance ``C``, every component together, divided by
-    one response factor ``α`` (``1/lr`` at first): the samples' gap moves like ``α·C·Δη`` (α = 1
-    for an exact sampler, below 1 for short chains). After two tries ``α`` is measured along the
-    last move, ``α = Δηᵀ·Δgap / Δηᵀ·C·Δη`` (the last α stays while that is not positive). Unlike per-component
-    secants this keeps coupled components (histogram bins, ``T`` and ``T²``) stepping along
-    ``C⁻¹·gap`` instead of against each other. The step is scaled down as a whole so that its
-    length in units of sd T is at most ``max_growth`` times the last move's (half of it after a
-    rejected try)."""
-    alpha = p.state.setdefault("alpha", 1.0 / p.lr)
-    kind = "newton"
-    if p.other is not None:
-        d_eta, d_gap = p.best.eta - p.other[0], p.best.gap - p.other[1]
-        curvature = float(d_eta @ (p.best.sd * (p.best.corr @ (p.best.sd * d_eta))))  # Δηᵀ·C·Δη
-        measured = float(d_eta @ d_gap) / curvature if curvature > 0 else math.nan
-        if math.isfinite(measured) and measured > 0:
-            alpha, kind = measured, "joint"
-            p.state["alpha"] = alpha
-        elif not p.kept:
-            return -0.5 * d_eta, "backtrack"
-    step = -(p.best.corr_pinv @ (p.best.gap / p.best.sd)) / p.best.sd / alpha
-    if p.other is not None:
-        last = float((p.best.sd * (p.best.eta - p.other[0])).norm())
-        bound = (p.max_growth if p.kept else 0.5) * last
-        length = float((p.best.sd * step).norm())
-        if last > 0 and length > bound:
-            step = step * (bound / length)
-    return step, kind
-
-
-#: how :func:`calibrate_eta` steps after round 0 (``[hybrid] calibrate_method``)
-CALIBRATION_METHODS: dict[str, Callable[[_Progress], tuple[Tensor, str]]] = {
-    "secant": _secant_step,
-    "joint": _joint_step,
-}
-
-
 def calibrate_eta(
     model: HybridEnergy,
     comps: Components,
@@ -743,7 +640,7 @@ def calibrate_eta(
     other one tried (a slope that is not positive falls back to the Newton step), so the rounds
     converge where the samples respond to η more weakly than the model says (short chains).
     ``"joint"``: Newton with the best round's own covariance and one measured response factor
-    (:func:`_joint_step`), for coupled components. Each step is at most ``max_growth`` times the
+    (:func:`hebm_core.calibration._joint_step`), for coupled components. Each step is at most ``max_growth`` times the
     previous one. A round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's
     (a too strong η can break sampling) is undone (so is one whose sampler diverged): the
     next try lies at most halfway back from the rejected η to the best. E_model comes from ``n``
@@ -772,8 +669,8 @@ def calibrate_eta(
                 model.eta[keys[s.name]].copy_(part.to(model.eta[keys[s.name]]))
 
     history: list[dict[str, Any]] = []
-    first: _Round | None = None  # round 0: its sd T normalises the gap of every round
-    best: _Round | None = None
+    first: Round | None = None  # round 0: its sd T normalises the gap of every round
+    best: Round | None = None
     other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
     state: dict[str, float] = {}  # the step rule's memory across rounds
     kind = "start"
@@ -786,21 +683,14 @@ def calibrate_eta(
                 raise
             diverged = str(exc)
         if diverged:
-            gap = mean_gap = torch.full_like(best.gap, math.nan)
-            sd, corr, corr_pinv = best.sd, best.corr, best.corr_pinv
+            gap = mean_gap = torch.full_like(best.gap, math.nan)  # never kept: no curvature needed
         else:
             with torch.no_grad():
                 t = torch.cat([s(samples).double().cpu() for s in stats], 1)
             mean_gap = t.mean(0) - target_vec
             gap = median_of_means(t, groups) - target_vec
-            # robust too: a few wild chains would inflate Var T and stall Newton
-            var = torch.nan_to_num(median_of_means(t, groups, var=True), nan=0.0)
-            sd = torch.maximum(var, data_var).clamp_min(1e-12).sqrt()
-            # Newton's curvature is C = D^½·R·D^½; directions in which R is nearly singular
-            # (components that repeat each other) get no step rather than an amplified one
-            corr = _correlation(t)
-            corr_pinv = torch.linalg.pinv(corr, rtol=1e-3, hermitian=True)
-        size = float((gap.abs() / (first.sd if first else sd)).sum())
+            curv = curvature(t, data_var, groups)
+        size = float((gap.abs() / (first.sd if first is not None else curv[0])).sum())
         kept = math.isfinite(size) and (best is None or size <= best.size)
         history.append(
             {
@@ -816,7 +706,7 @@ def calibrate_eta(
         if kept:
             if best is not None:
                 other = (best.eta, best.gap)
-            best = _Round(eta, gap, size, sd, corr, corr_pinv)
+            best = Round(eta, gap, size, *curv)
             first = first or best
         elif best is None:
             raise RuntimeError(f"η calibration: samples at the trained η give non-finite statistics {gap.tolist()}")
@@ -824,7 +714,7 @@ def calibrate_eta(
             other = (eta, gap)  # a non-finite gap gives no slope: the next try backs off halfway
         if r == rounds:
             break
-        step, kind = step_rule(_Progress(first, best, other, kept, lr, max_growth, state))
+        step, kind = step_rule(Progress(first, best, other, kept, lr, max_growth, state))
         set_eta(best.eta + step)
     set_eta(best.eta)
     return history
