@@ -61,6 +61,14 @@ def label(items: list[Any]) -> str:
                     for i in items)
 
 
+def _as_evaluated(item: Any) -> Any:
+    """A tried statistic's entry as an evaluated one: without ``sigma_power``, which only scales a hybrid term."""
+    if isinstance(item, dict) and "sigma_power" in item:
+        rest = {k: v for k, v in item.items() if k != "sigma_power"}
+        return rest["name"] if list(rest) == ["name"] else rest
+    return item
+
+
 def _spec(run: Path, statistics: list[Any], evaluated: list[Any],
           hybrid: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     payload = load_checkpoint(run / "vanilla" / "checkpoint.pt", map_location="cpu")
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     hybrid = json.loads(args.hybrid)
     if not isinstance(hybrid, dict):
         p.error(f"--hybrid must be a JSON table of [hybrid] options, got {args.hybrid!r}")
-    evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [s for t in tries for s in t])
+    evaluated = pipeline._unique_entries(json.loads(args.evaluate) + [_as_evaluated(s) for t in tries for s in t])
     runs = [Path(r) for r in args.runs]
     base = {}
     for run in runs:

@@ -12,7 +12,9 @@ like 1/σ as σ falls, so a fixed η·∇T fades next to it exactly where sample
 shape, and score matching sets η mostly from the large noise levels. ``sigma_power = p`` scales
 the term as ``η·T(x)·(σ_ref/σ)^p`` instead (σ_ref: the smallest training σ, so η is the weight at
 the end of sampling): p = 2 lets one η give a quadratic statistic the σ-dependence of a
-Gaussian's score, p = 1 the 1/σ of an NCSN-style network.
+Gaussian's score, p = 1 the 1/σ of an NCSN-style network. ``sigma_powers`` gives single
+statistics their own p (e.g. a shape statistic that should act while shapes form, at p = 0 or 1,
+next to a texture statistic at p = 2); the rest take ``sigma_power``.
 """
 
 from __future__ import annotations
@@ -43,10 +45,15 @@ class HybridEnergy(EnergyModel):
         example: Sample | None = None,
         sigma_power: float = 0.0,
         sigma_ref: float = 1.0,
+        sigma_powers: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
-        if sigma_power < 0 or sigma_ref <= 0:
-            raise ValueError(f"HybridEnergy: need sigma_power >= 0 and sigma_ref > 0, got {sigma_power}, {sigma_ref}")
+        powers = dict(sigma_powers or {})
+        if sigma_power < 0 or sigma_ref <= 0 or any(p < 0 for p in powers.values()):
+            raise ValueError(
+                f"HybridEnergy: need sigma_power >= 0 and sigma_ref > 0, got {sigma_power}, {sigma_ref}"
+                + (f", sigma_powers {powers}" if powers else "")
+            )
         self.sigma_power, self.sigma_ref = float(sigma_power), float(sigma_ref)
         self.base = base
         self.noise_conditional = base.noise_conditional
@@ -55,6 +62,10 @@ class HybridEnergy(EnergyModel):
         if len({self._key(n) for n in names}) != len(names):
             raise ValueError(f"statistic names must be unique (after '.' -> '_'), got {names}")
         self.statistics = stats
+        unknown = sorted(set(powers) - set(names))
+        if unknown:
+            raise ValueError(f"sigma_powers names {unknown}, not statistics of this model ({names})")
+        self.sigma_powers = {n: float(p) for n, p in powers.items() if float(p) != self.sigma_power}
         self._skip_in_training = False  # set by freeze_eta
         self.eta = nn.ParameterDict()
         for s in stats:
@@ -74,12 +85,15 @@ class HybridEnergy(EnergyModel):
         """Every statistic evaluated on ``x``: name -> ``[B, k]``."""
         return {s.name: s(x) for s in self.statistics}
 
-    def hybrid_term(self, x: Sample) -> Tensor:
-        """``Σ_s η_s · T_s(x)``, shape ``[B]``."""
+    def hybrid_term(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
+        """``Σ_s η_s · T_s(x)``, shape ``[B]``; with ``sigma``, each term scaled by ``(σ_ref/σ)^p_s``."""
         total = None
         for s in self.statistics:
             eta = self.eta[self._key(s.name)]
             term = s(x).to(eta.dtype) @ eta
+            p = self.sigma_powers.get(s.name, self.sigma_power)
+            if p and sigma is not None:
+                term = term * (self.sigma_ref / sigma.to(term.dtype)).pow(p).expand_as(term)
             total = term if total is None else total + term
         return total
 
@@ -103,10 +117,7 @@ class HybridEnergy(EnergyModel):
         e = self.base.energy(x, sigma)
         if not self.statistics or (self.training and self._skip_in_training):
             return e
-        h = self.hybrid_term(x)
-        if self.sigma_power and sigma is not None:
-            h = h * (self.sigma_ref / sigma.to(h.dtype)).pow(self.sigma_power).expand_as(h)
-        return e - h
+        return e - self.hybrid_term(x, sigma)
 
     def eta_report(self) -> dict[str, float | list[float]]:
         """η per statistic by name (a float for one component, a list otherwise)."""
@@ -117,5 +128,9 @@ class HybridEnergy(EnergyModel):
         return out
 
     def extra_repr(self) -> str:
-        scale = f", sigma_power={self.sigma_power}, sigma_ref={self.sigma_ref:.4g}" if self.sigma_power else ""
+        scale = ""
+        if self.sigma_power or self.sigma_powers:
+            scale = f", sigma_power={self.sigma_power}, sigma_ref={self.sigma_ref:.4g}"
+        if self.sigma_powers:
+            scale += f", sigma_powers={self.sigma_powers}"
         return f"statistics={[s.name for s in self.statistics]}{scale}"

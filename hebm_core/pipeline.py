@@ -150,17 +150,30 @@ def call_factory(
         raise ConfigError(f"bad option for {kind} {name!r}: {exc}") from None
 
 
-def _statistics(items: list[Any], plugin: Plugin) -> list[Statistic]:
-    """The plugin's statistics by config entry; ``moments = m`` (any entry) adds their powers up to m."""
+def _statistics(items: list[Any], plugin: Plugin, powers: dict[str, float] | None = None) -> list[Statistic]:
+    """The plugin's statistics by config entry; ``moments = m`` (any entry) adds their powers up to m.
+
+    ``sigma_power = p`` on an entry gives that statistic's hybrid term its own noise scaling; it is
+    collected into ``powers`` (by statistic name), which only the hybrid's own statistics pass.
+    """
     out = []
     for item in items:
         name, opts = entry(item, "statistic")
         orders = opts.pop("moments", None)
+        power = opts.pop("sigma_power", None)
         stat = call_factory("statistic", name, lookup(plugin.statistics, name, "statistic", plugin.name), **opts)
         if orders is not None:
             if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
                 raise ConfigError(f"statistic {name!r}: moments must be an integer >= 1, got {orders!r}")
             stat = Moments(stat, orders)
+        if power is not None:
+            if powers is None:
+                raise ConfigError(
+                    f"statistic {name!r}: sigma_power scales a hybrid term; give it in the top-level statistics"
+                )
+            if isinstance(power, bool) or not isinstance(power, (int, float)) or power < 0:
+                raise ConfigError(f"statistic {name!r}: sigma_power must be a number >= 0, got {power!r}")
+            powers[stat.name] = float(power)
         out.append(stat)
     return out
 
@@ -185,7 +198,8 @@ def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> 
     n = tree.batch_size(bundle.train)
     example = tree.index(bundle.train, torch.arange(min(EXAMPLE_SIZE, n)))
 
-    statistics = _statistics(cfg.get("statistics", []), plugin)
+    powers: dict[str, float] = {}
+    statistics = _statistics(cfg.get("statistics", []), plugin, powers)
     eval_statistics = list(statistics)
     extra = list(cfg["evaluate"].get("statistics", [])) + list(plugin.default_config.get("statistics", []))
     for s in _statistics(_unique_entries(extra), plugin):
@@ -210,8 +224,11 @@ def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> 
     if statistics:
         power = float(cfg.get("hybrid", {}).get("sigma_power", 0.0))
         sigmas = getattr(objective, "sigmas", None)
-        ref = float(sigmas.min()) if power and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
-        model = HybridEnergy(base, statistics, example=example, sigma_power=power, sigma_ref=ref)
+        scaled = power or any(powers.values())
+        ref = float(sigmas.min()) if scaled and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
+        model = HybridEnergy(
+            base, statistics, example=example, sigma_power=power, sigma_ref=ref, sigma_powers=powers
+        )
     return Components(cfg, plugin, bundle, example, statistics, eval_statistics, model, objective)
 
 

@@ -172,3 +172,18 @@ def test_hybrid_sigma_power_refers_to_the_smallest_training_sigma(registry):
     assert comps.model.sigma_power == 2.0
     assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
     assert pipeline.build(resolve(registry), registry).model.sigma_power == 0.0
+
+
+def test_a_statistic_entry_sets_its_own_sigma_power(registry):
+    one = [{"name": "radius", "sigma_power": 1}]
+    comps = pipeline.build(resolve(registry, statistics=one, hybrid={"sigma_power": 2}), registry)
+    assert comps.model.sigma_power == 2.0 and comps.model.sigma_powers == {"radius": 1.0}
+    # the σ reference is the smallest training σ even when only a statistic scales its term
+    comps = pipeline.build(resolve(registry, statistics=one), registry)
+    assert comps.model.sigma_power == 0.0 and comps.model.sigma_powers == {"radius": 1.0}
+    assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
+    assert [s.name for s in comps.eval_statistics] == ["radius"]
+    with pytest.raises(ConfigError, match=r"statistic 'radius': sigma_power must be a number >= 0, got -1"):
+        pipeline.build(resolve(registry, statistics=[{"name": "radius", "sigma_power": -1}]), registry)
+    with pytest.raises(ConfigError, match="sigma_power scales a hybrid term; give it in the top-level statistics"):
+        pipeline.build(resolve(registry, evaluate={"statistics": [{"name": "radius", "sigma_power": 1}]}), registry)

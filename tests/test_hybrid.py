@@ -42,6 +42,30 @@ def test_sigma_power_scales_the_statistic_term_with_the_noise_level():
         HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_power=-1)
 
 
+def test_sigma_powers_give_one_statistic_its_own_noise_scaling():
+    """``sigma_powers`` overrides ``sigma_power`` per statistic: here x keeps a fixed weight at every
+    σ while x² grows as (σ_ref/σ)², in the energy and hence in the score."""
+    base = GaussianEnergy(dim=2)
+    model = HybridEnergy(base, [identity, square], example=torch.zeros(1, 2), sigma_power=2, sigma_ref=0.1,
+                         sigma_powers={"identity": 0})
+    eta1, eta2 = torch.tensor([0.5, -1.0]), torch.tensor([0.25, 2.0])
+    with torch.no_grad():
+        model.eta["identity"].copy_(eta1)
+        model.eta["square"].copy_(eta2)
+    x = torch.randn(4, 2)
+    sigma = torch.tensor([0.1, 0.2, 1.0, 0.05])
+    w = ((0.1 / sigma) ** 2)[:, None]
+    assert torch.allclose(model.energy(x, sigma), base.energy(x, sigma) - x @ eta1 - (x**2 @ eta2) * w[:, 0])
+    assert torch.allclose(model.score(x, sigma), base.score(x, sigma) + eta1 + 2 * eta2 * x * w, atol=1e-5)
+    assert model.sigma_powers == {"identity": 0.0} and "sigma_powers" in repr(model)
+    same = HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_power=2, sigma_powers={"square": 2})
+    assert same.sigma_powers == {}  # an override equal to the default is no override
+    with pytest.raises(ValueError, match=r"sigma_powers names \['cube'\]"):
+        HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_powers={"cube": 1})
+    with pytest.raises(ValueError, match="sigma_power >= 0"):
+        HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_powers={"square": -1})
+
+
 def test_positive_eta_raises_the_statistic_under_the_model():
     """With η > 0 on T = x, a standard Gaussian base shifts its mean to +η (exactly, by completing the square)."""
     torch.manual_seed(0)

@@ -65,6 +65,17 @@ def test_tilt_statistics_reproduces_the_compare_hybrid_and_reuses_its_tilts(comp
     assert rep_joint["hybrid"] == {"calibrate_method": "joint"}
     assert rep_joint["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
     assert (run / "tilts" / "size@calibrate_method=joint.pt").exists()
+    # a statistic's own sigma_power: equal to the run's [hybrid] one it is the compare's hybrid again;
+    # at 0 the same first Newton step (from the vanilla samples) gives the same η, but other samples
+    powers = tmp_path / "powers.json"
+    assert mod.main(["--runs", str(run), "--try", '[{"name": "size", "sigma_power": 2}]',
+                     "--try", '[{"name": "size", "sigma_power": 0}]', "--out", str(powers)]) == 0
+    rep_p = json.loads(powers.read_text())
+    assert rep_p["evaluated"] == [{"name": "laplacian", "k": 8}, "size"]
+    same, zero = rep_p["tries"]["size_sigma_power2"], rep_p["tries"]["size_sigma_power0"]
+    assert same["per_seed"][str(run)]["delta_t/size"] == pytest.approx(per_seed["delta_t/size"])
+    assert zero["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
+    assert zero["per_seed"][str(run)]["delta_t/size"]["hybrid"] != pytest.approx(per_seed["delta_t/size"]["hybrid"])
 
 
 def test_pointcloud_diagnostics_controls(compared, tmp_path):
