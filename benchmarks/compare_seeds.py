@@ -29,8 +29,17 @@ from hebm_core.cli import _add_config_args, _config
 #: substrings of metric keys that are better when higher (everything else: lower is better)
 HIGHER_IS_BETTER = ("cov_", "valid", "unique", "novel", "connected")
 #: bookkeeping keys that are not quality metrics
-SKIP = ("time_s", "check_pairs", "n_generated", "n_reference", "emd_points", "subsample", "data_t/", "model_t/",
-        "train_t/")
+SKIP = (
+    "time_s",
+    "check_pairs",
+    "n_generated",
+    "n_reference",
+    "emd_points",
+    "subsample",
+    "data_t/",
+    "model_t/",
+    "train_t/",
+)
 
 
 def higher_is_better(key: str) -> bool:
@@ -70,8 +79,10 @@ def print_summary(summary: dict[str, Any], prefix: str = "", side: str = "hybrid
     """One line per metric: both means, the paired difference ± SE, seeds where ``side`` is no worse."""
     for key, s in summary.items():
         se = f" ± {s['diff_se']:.3g}" if s["diff_se"] is not None else ""
-        print(f"{prefix}{key:36s} vanilla {s['vanilla_mean']:.5g}  {side} {s['hybrid_mean']:.5g}  "
-              f"diff {s['diff_mean']:+.3g}{se}  {side} no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}")
+        print(
+            f"{prefix}{key:36s} vanilla {s['vanilla_mean']:.5g}  {side} {s['hybrid_mean']:.5g}  "
+            f"diff {s['diff_mean']:+.3g}{se}  {side} no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}"
+        )
 
 
 def plot(summary: dict[str, Any], path: Path) -> Path | None:
@@ -89,12 +100,17 @@ def plot(summary: dict[str, Any], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         s = summary[key]
-        ax.bar([0, 1], [s["vanilla_mean"], s["hybrid_mean"]], yerr=[s["vanilla_sd"] or 0, s["hybrid_sd"] or 0],
-               color=["#999999", "#3b7dd8"], capsize=4)
+        ax.bar(
+            [0, 1],
+            [s["vanilla_mean"], s["hybrid_mean"]],
+            yerr=[s["vanilla_sd"] or 0, s["hybrid_sd"] or 0],
+            color=["#999999", "#3b7dd8"],
+            capsize=4,
+        )
         ax.set_xticks([0, 1], ["vanilla", "hybrid"])
         arrow = "↑" if s["higher_is_better"] else "↓"
         ax.set_title(f"{key.split('/', 1)[-1]} {arrow}  ({s['seeds_hybrid_no_worse']}/{s['seeds']})", fontsize=9)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -121,19 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     report_path = Path(args.report)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     picture = plot(summary, report_path.with_suffix(".png"))
-    pipeline.write_json(report_path, {
-        **pipeline.environment(),
-        "command": " ".join(sys.argv),
-        "config": first["config"],
-        "seeds": args.seeds,
-        "summary": summary,
-        "eta": {s: rep["eta"] for s, rep in per_seed.items()},
-        "delta_t": {s: rep["delta_t"] for s, rep in per_seed.items()},
-        "per_seed": {s: rep["metrics"] for s, rep in per_seed.items()},
-        "training_s": {s: {k: (v or {}).get("wall_time_s") for k, v in rep["training"].items()}
-                       for s, rep in per_seed.items()},
-        "plot": str(picture) if picture else None,
-    })
+    pipeline.write_json(
+        report_path,
+        {
+            **pipeline.environment(),
+            "command": " ".join(sys.argv),
+            "config": first["config"],
+            "seeds": args.seeds,
+            "summary": summary,
+            "eta": {s: rep["eta"] for s, rep in per_seed.items()},
+            "delta_t": {s: rep["delta_t"] for s, rep in per_seed.items()},
+            "per_seed": {s: rep["metrics"] for s, rep in per_seed.items()},
+            "training_s": {
+                s: {k: (v or {}).get("wall_time_s") for k, v in rep["training"].items()} for s, rep in per_seed.items()
+            },
+            "plot": str(picture) if picture else None,
+        },
+    )
     print_summary(summary)
     print(f"wrote {report_path}")
     return 0

@@ -91,9 +91,14 @@ def main(argv: list[str] | None = None) -> dict:
         scores = metric.compute()
         with torch.no_grad():
             model_t = float(stat(samples).double().mean())
-        row = {"eta": eta, "delta_t": abs(model_t - data_t), "model_t": model_t,
-               **{k: v for k, v in scores.items() if not k.startswith("n_")},
-               "molecules_per_s": info["samples_per_s"], "wall_time_s": round(time.perf_counter() - t0, 2)}
+        row = {
+            "eta": eta,
+            "delta_t": abs(model_t - data_t),
+            "model_t": model_t,
+            **{k: v for k, v in scores.items() if not k.startswith("n_")},
+            "molecules_per_s": info["samples_per_s"],
+            "wall_time_s": round(time.perf_counter() - t0, 2),
+        }
         rows.append(row)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     if rows and rows[0]["eta"] == 0.0 and rows[0]["delta_t"] > 0:

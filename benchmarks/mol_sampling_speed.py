@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     sampler.update(batch_size=args.batch, steps_per_sigma=args.steps // args.n_sigmas)
     if sigmas is not None and len(sigmas) != args.n_sigmas:
         hi, lo = float(sigmas[0]), float(sigmas[-1])
-        sampler["sigmas"] = torch.logspace(torch.log10(torch.tensor(hi)), torch.log10(torch.tensor(lo)),
-                                           args.n_sigmas).tolist()
+        sampler["sigmas"] = torch.logspace(
+            torch.log10(torch.tensor(hi)), torch.log10(torch.tensor(lo)), args.n_sigmas
+        ).tolist()
     samples, info = draw_samples(model, comps, n=args.n, sampler_config=sampler)
     params = sum(q.numel() for q in model.parameters())
     mol_s = info["samples_per_s"]

@@ -101,16 +101,32 @@ def summarise_jitter(paths: list[Path]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="a `hebm compare` output folder")
-    p.add_argument("--summarise", nargs="+", type=Path, metavar="REPORT",
-                   help="merge the jitter of these diagnostics reports over seeds instead (needs no --run)")
+    p.add_argument(
+        "--summarise",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="merge the jitter of these diagnostics reports over seeds instead (needs no --run)",
+    )
     p.add_argument("--out", default="benchmarks/results/pc_diagnostics.json", help="JSON report path")
     p.add_argument("--control", action="store_true", help="also score the smoothed-vanilla control (slow: EMD)")
-    p.add_argument("--samples", help="hybrid samples to use instead of hybrid/samples.pt (e.g. a tilt_statistics.py "
-                   "tilt; with --control they are scored again)")
-    p.add_argument("--statistics", default="[]",
-                   help='JSON list of statistics to describe besides the run\'s evaluated ones, e.g. \'["inertia"]\'')
-    p.add_argument("--jitter", type=float, nargs="*", default=[],
-                   help="noise levels σ at which to score the vanilla samples with added N(0, σ²) noise")
+    p.add_argument(
+        "--samples",
+        help="hybrid samples to use instead of hybrid/samples.pt (e.g. a tilt_statistics.py "
+        "tilt; with --control they are scored again)",
+    )
+    p.add_argument(
+        "--statistics",
+        default="[]",
+        help="JSON list of statistics to describe besides the run's evaluated ones, e.g. '[\"inertia\"]'",
+    )
+    p.add_argument(
+        "--jitter",
+        type=float,
+        nargs="*",
+        default=[],
+        help="noise levels σ at which to score the vanilla samples with added N(0, σ²) noise",
+    )
     args = p.parse_args(argv)
     if args.summarise:
         merged = {**environment(), "command": " ".join(sys.argv), "jitter": summarise_jitter(args.summarise)}
@@ -146,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         gen, test = one_nna_sides(d_gg, d_gr, d_rr)
         report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
     compare = json.loads((run / "compare.json").read_text())
-    extra = [t for t in _statistics(json.loads(args.statistics), comps.plugin)
-             if t.name not in {s.name for s in comps.eval_statistics}]
+    extra = [
+        t
+        for t in _statistics(json.loads(args.statistics), comps.plugin)
+        if t.name not in {s.name for s in comps.eval_statistics}
+    ]
     for stat in comps.eval_statistics + extra:
         with torch.no_grad():
             t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
@@ -157,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         gap = (t_test.mean(0) - t_train.mean(0)).abs()
         dv = compare["metrics"].get(f"delta_t/{stat.name}", {}).get("vanilla")
         # ΔT against each split, and the hybrid's reduction on each (mean over components)
-        delta = {split: {side: float((m - ref_t.mean(0)).abs().mean()) for side, m in t_model.items()}
-                 for split, ref_t in (("test", t_test), ("train", t_train))}
+        delta = {
+            split: {side: float((m - ref_t.mean(0)).abs().mean()) for side, m in t_model.items()}
+            for split, ref_t in (("test", t_test), ("train", t_train))
+        }
         report["statistics"][stat.name] = {
             "train_mean": t_train.mean(0).tolist(),
             "test_mean": t_test.mean(0).tolist(),
@@ -168,16 +189,20 @@ def main(argv: list[str] | None = None) -> int:
             "sd": {"test": t_test.std(0).tolist(), **{side: t.std(0).tolist() for side, t in t_all.items()}},
             "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
             "delta_t": delta,
-            "delta_t_reduction_pct": {split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None
-                                      for split, d in delta.items()},
+            "delta_t_reduction_pct": {
+                split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None for split, d in delta.items()
+            },
         }
     if args.control:
         with torch.no_grad():
             target = float(laplacian(samples["hybrid"]).mean())
             lam, smoothed = smoothing_control(samples["vanilla"], target)
         scored = {k: v for k, v in evaluate(smoothed, comps).items() if not k.endswith("_s")}
-        hybrid = evaluate(samples["hybrid"], comps) if args.samples else {
-            k: v["hybrid"] for k, v in compare["metrics"].items()}
+        hybrid = (
+            evaluate(samples["hybrid"], comps)
+            if args.samples
+            else {k: v["hybrid"] for k, v in compare["metrics"].items()}
+        )
         report["smoothing_control"] = {
             "lambda": lam,
             "laplacian_target": target,

@@ -57,8 +57,9 @@ def parse_try(text: str) -> list[Any]:
 
 
 def label(items: list[Any]) -> str:
-    return "+".join(i if isinstance(i, str) else i["name"] + "".join(f"_{k}{v}" for k, v in i.items() if k != "name")
-                    for i in items)
+    return "+".join(
+        i if isinstance(i, str) else i["name"] + "".join(f"_{k}{v}" for k, v in i.items() if k != "name") for i in items
+    )
 
 
 def _as_evaluated(item: Any) -> Any:
@@ -69,18 +70,24 @@ def _as_evaluated(item: Any) -> Any:
     return item
 
 
-def _spec(run: Path, statistics: list[Any], evaluated: list[Any],
-          hybrid: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _spec(
+    run: Path, statistics: list[Any], evaluated: list[Any], hybrid: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     payload = load_checkpoint(run / "vanilla" / "checkpoint.pt", map_location="cpu")
     compared = json.loads((run / "compare.json").read_text())["config"]
     spec = copy.deepcopy(payload["spec"])
-    spec.update(statistics=statistics, hybrid={**compared["hybrid"], **(hybrid or {})}, sampler=compared["sampler"],
-                evaluate={**compared["evaluate"], "statistics": evaluated})
+    spec.update(
+        statistics=statistics,
+        hybrid={**compared["hybrid"], **(hybrid or {})},
+        sampler=compared["sampler"],
+        evaluate={**compared["evaluate"], "statistics": evaluated},
+    )
     return spec, payload
 
 
-def tilt(run: Path, statistics: list[Any], evaluated: list[Any],
-         hybrid: dict[str, Any] | None = None) -> tuple[dict[str, float], dict[str, Any], Any]:
+def tilt(
+    run: Path, statistics: list[Any], evaluated: list[Any], hybrid: dict[str, Any] | None = None
+) -> tuple[dict[str, float], dict[str, Any], Any]:
     """Metrics, η and calibration history of the run's vanilla network tilted by ``statistics``
     (``hybrid`` overrides the run's ``[hybrid]`` options, e.g. the calibration method)."""
     spec, payload = _spec(run, statistics, evaluated, hybrid)
@@ -89,8 +96,14 @@ def tilt(run: Path, statistics: list[Any], evaluated: list[Any],
     model = comps.model.eval()
     hyb = spec["hybrid"]
     t0 = time.perf_counter()
-    history = pipeline.calibrate_eta(model, comps, int(hyb["calibrate_rounds"]), int(hyb["calibrate_samples"]),
-                                     float(hyb["calibrate_lr"]), method=hyb.get("calibrate_method", "secant"))
+    history = pipeline.calibrate_eta(
+        model,
+        comps,
+        int(hyb["calibrate_rounds"]),
+        int(hyb["calibrate_samples"]),
+        float(hyb["calibrate_lr"]),
+        method=hyb.get("calibrate_method", "secant"),
+    )
     calib_s = time.perf_counter() - t0
     samples, _ = pipeline.draw_samples(model, comps)
     info = {"eta": model.eta_report(), "calibration": history, "calibration_s": round(calib_s, 1)}
@@ -107,16 +120,30 @@ def vanilla_metrics(run: Path, evaluated: list[Any]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="`hebm compare` folders (one per seed)")
-    p.add_argument("--try", dest="tries", action="append", required=True,
-                   help="statistics to tilt by: 'a,b' or a JSON list (repeatable)")
-    p.add_argument("--evaluate", default='[{"name": "laplacian", "k": 8}]',
-                   help="JSON list of statistics whose ΔT is reported besides the tried ones")
+    p.add_argument(
+        "--try",
+        dest="tries",
+        action="append",
+        required=True,
+        help="statistics to tilt by: 'a,b' or a JSON list (repeatable)",
+    )
+    p.add_argument(
+        "--evaluate",
+        default='[{"name": "laplacian", "k": 8}]',
+        help="JSON list of statistics whose ΔT is reported besides the tried ones",
+    )
     p.add_argument("--out", default="benchmarks/results/tilt_statistics.json", help="JSON report path")
-    p.add_argument("--reuse", action="store_true",
-                   help="score the samples (and η) a previous run saved under <run>/tilts instead of tilting again")
-    p.add_argument("--hybrid", default="{}",
-                   help='JSON table over the runs\' [hybrid] options, e.g. \'{"calibrate_method": "joint"}\' '
-                        "(the tilts' names gain @key=value)")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="score the samples (and η) a previous run saved under <run>/tilts instead of tilting again",
+    )
+    p.add_argument(
+        "--hybrid",
+        default="{}",
+        help='JSON table over the runs\' [hybrid] options, e.g. \'{"calibrate_method": "joint"}\' '
+        "(the tilts' names gain @key=value)",
+    )
     args = p.parse_args(argv)
     tries = [parse_try(t) for t in args.tries]
     hybrid = json.loads(args.hybrid)
@@ -128,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         print(f"{run}: vanilla samples", file=sys.stderr, flush=True)
         base[run] = vanilla_metrics(run, evaluated)
-    report: dict[str, Any] = {**pipeline.environment(), "command": " ".join(sys.argv), "evaluated": evaluated,
-                              "tries": {}}
+    report: dict[str, Any] = {
+        **pipeline.environment(),
+        "command": " ".join(sys.argv),
+        "evaluated": evaluated,
+        "tries": {},
+    }
     seeds = _compare_seeds()
     for stats in tries:
         name = label(stats) + "".join(f"@{k}={v}" for k, v in sorted(hybrid.items()))
@@ -150,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             keys = sorted(set(metrics) | set(base[run]))
             per_seed[str(run)] = {"metrics": {k: {"vanilla": base[run].get(k), "hybrid": metrics.get(k)} for k in keys}}
             infos[str(run)] = info
-        report["tries"][name] = {"statistics": stats, "hybrid": hybrid, "summary": seeds.summarise(per_seed),
-                                 "runs": infos, "per_seed": {r: v["metrics"] for r, v in per_seed.items()}}
+        report["tries"][name] = {
+            "statistics": stats,
+            "hybrid": hybrid,
+            "summary": seeds.summarise(per_seed),
+            "runs": infos,
+            "per_seed": {r: v["metrics"] for r, v in per_seed.items()},
+        }
         pipeline.write_json(args.out, report)
         seeds.print_summary(report["tries"][name]["summary"], prefix=f"{name}: ", side="tilt")
     print(f"wrote {args.out}")

@@ -286,9 +286,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
         cmd_compare,
         lambda p: (
             _add_config_args(p, True),
-            p.add_argument(
-                "--resume", action="store_true", help="continue both runs from their checkpoints in --out"
-            ),
+            p.add_argument("--resume", action="store_true", help="continue both runs from their checkpoints in --out"),
         ),
         "vanilla vs hybrid, same seed and budget",
     ),

@@ -226,9 +226,7 @@ def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> 
         sigmas = getattr(objective, "sigmas", None)
         scaled = power or any(powers.values())
         ref = float(sigmas.min()) if scaled and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
-        model = HybridEnergy(
-            base, statistics, example=example, sigma_power=power, sigma_ref=ref, sigma_powers=powers
-        )
+        model = HybridEnergy(base, statistics, example=example, sigma_power=power, sigma_ref=ref, sigma_powers=powers)
     return Components(cfg, plugin, bundle, example, statistics, eval_statistics, model, objective)
 
 

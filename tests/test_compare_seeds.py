@@ -11,13 +11,25 @@ def _module():
 def test_summary_means_paired_difference_and_direction():
     mod = _module()
     per_seed = {
-        0: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.0, "hybrid": 0.8},
-                        "pointflow/cov_cd_pct": {"vanilla": 20.0, "hybrid": 30.0},
-                        "pointflow/cd_time_s": {"vanilla": 1.0, "hybrid": 2.0}}},
-        1: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.2, "hybrid": 1.4},
-                        "pointflow/cov_cd_pct": {"vanilla": 40.0, "hybrid": 30.0}}},
-        2: {"metrics": {"pointflow/mmd_cd": {"vanilla": 1.1, "hybrid": 0.9},
-                        "pointflow/cov_cd_pct": {"vanilla": 30.0, "hybrid": 30.0}}},
+        0: {
+            "metrics": {
+                "pointflow/mmd_cd": {"vanilla": 1.0, "hybrid": 0.8},
+                "pointflow/cov_cd_pct": {"vanilla": 20.0, "hybrid": 30.0},
+                "pointflow/cd_time_s": {"vanilla": 1.0, "hybrid": 2.0},
+            }
+        },
+        1: {
+            "metrics": {
+                "pointflow/mmd_cd": {"vanilla": 1.2, "hybrid": 1.4},
+                "pointflow/cov_cd_pct": {"vanilla": 40.0, "hybrid": 30.0},
+            }
+        },
+        2: {
+            "metrics": {
+                "pointflow/mmd_cd": {"vanilla": 1.1, "hybrid": 0.9},
+                "pointflow/cov_cd_pct": {"vanilla": 30.0, "hybrid": 30.0},
+            }
+        },
     }
     s = mod.summarise(per_seed)
     assert "pointflow/cd_time_s" not in s  # bookkeeping, not a quality metric

@@ -46,8 +46,9 @@ def test_sigma_powers_give_one_statistic_its_own_noise_scaling():
     """``sigma_powers`` overrides ``sigma_power`` per statistic: here x keeps a fixed weight at every
     σ while x² grows as (σ_ref/σ)², in the energy and hence in the score."""
     base = GaussianEnergy(dim=2)
-    model = HybridEnergy(base, [identity, square], example=torch.zeros(1, 2), sigma_power=2, sigma_ref=0.1,
-                         sigma_powers={"identity": 0})
+    model = HybridEnergy(
+        base, [identity, square], example=torch.zeros(1, 2), sigma_power=2, sigma_ref=0.1, sigma_powers={"identity": 0}
+    )
     eta1, eta2 = torch.tensor([0.5, -1.0]), torch.tensor([0.25, 2.0])
     with torch.no_grad():
         model.eta["identity"].copy_(eta1)
@@ -154,11 +155,18 @@ def test_calibrate_eta_matches_the_data_moments():
     from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
-    comps = pipeline.build(resolve_config(overrides={
-        "plugin": "toy", "statistics": ["identity"], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
-        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-    }))
+    comps = pipeline.build(
+        resolve_config(
+            overrides={
+                "plugin": "toy",
+                "statistics": ["identity"],
+                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+                "model": {"name": "gaussian"},
+                "objective": {"name": "ssm"},
+                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+            }
+        )
+    )
     assert comps.model.eta_report() == {"identity": [0.0, 0.0]}
     history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=1.0)
     data_mean = comps.bundle.train.double().mean(0)
@@ -195,11 +203,18 @@ def test_calibrate_eta_is_scale_free_across_components():
     from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
-    comps = pipeline.build(resolve_config(overrides={
-        "plugin": "toy", "statistics": [], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
-        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-    }))
+    comps = pipeline.build(
+        resolve_config(
+            overrides={
+                "plugin": "toy",
+                "statistics": [],
+                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+                "model": {"name": "gaussian"},
+                "objective": {"name": "ssm"},
+                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+            }
+        )
+    )
 
     @statistic(name="scaled")
     def scaled(x):
@@ -224,11 +239,18 @@ def test_calibrate_eta_steps_correlated_components_jointly(a22):
     from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
-    comps = pipeline.build(resolve_config(overrides={
-        "plugin": "toy", "statistics": [], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
-        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-    }))
+    comps = pipeline.build(
+        resolve_config(
+            overrides={
+                "plugin": "toy",
+                "statistics": [],
+                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+                "model": {"name": "gaussian"},
+                "objective": {"name": "ssm"},
+                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
+            }
+        )
+    )
     a = torch.tensor([[1.0, 0.0], [1.0, a22]])
 
     @statistic(name="coupled")
@@ -257,12 +279,19 @@ def test_joint_calibration_fits_coupled_moments_where_per_component_secants_stal
 
     errors = {}
     for method in ("joint", "secant"):
-        comps = pipeline.build(resolve_config(overrides={
-            "plugin": "toy", "statistics": [{"name": "identity", "moments": 2}], "model": {"name": "gaussian"},
-            "objective": {"name": "ssm"}, "hybrid": {"calibrate_method": method},
-            "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5, "condition": 4.0},
-            "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
-        }))
+        comps = pipeline.build(
+            resolve_config(
+                overrides={
+                    "plugin": "toy",
+                    "statistics": [{"name": "identity", "moments": 2}],
+                    "model": {"name": "gaussian"},
+                    "objective": {"name": "ssm"},
+                    "hybrid": {"calibrate_method": method},
+                    "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5, "condition": 4.0},
+                    "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
+                }
+            )
+        )
         data = comps.bundle.train.double()
         m, v = data.mean(0), data.var(0)
         exact = torch.cat([m / v, (1 - 1 / v) / 2])
@@ -294,11 +323,18 @@ def test_calibration_survives_a_diverging_round():
     from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
-    comps = pipeline.build(resolve_config(overrides={
-        "plugin": "toy", "statistics": ["square"], "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-        "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
-        "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 2000},
-    }))
+    comps = pipeline.build(
+        resolve_config(
+            overrides={
+                "plugin": "toy",
+                "statistics": ["square"],
+                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
+                "model": {"name": "gaussian"},
+                "objective": {"name": "ssm"},
+                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 2000},
+            }
+        )
+    )
     history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
     assert "diverged" in history[1] and not history[1]["kept"]
     assert history[2]["step"] == "backtrack"
@@ -327,11 +363,18 @@ def test_moments_statistic_matches_the_data_variance_too():
     from hebm_core.statistics import Moments
 
     def fitted(entry):
-        comps = pipeline.build(resolve_config(overrides={
-            "plugin": "toy", "statistics": [entry], "model": {"name": "gaussian"}, "objective": {"name": "ssm"},
-            "data": {"name": "gaussian", "n": 4000, "mean_scale": 0.3, "condition": 4.0},
-            "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
-        }))
+        comps = pipeline.build(
+            resolve_config(
+                overrides={
+                    "plugin": "toy",
+                    "statistics": [entry],
+                    "model": {"name": "gaussian"},
+                    "objective": {"name": "ssm"},
+                    "data": {"name": "gaussian", "n": 4000, "mean_scale": 0.3, "condition": 4.0},
+                    "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
+                }
+            )
+        )
         pipeline.calibrate_eta(comps.model, comps, rounds=10, n=4000, lr=1.0)
         samples, _ = pipeline.draw_samples(comps.model, comps)
         return comps, samples.double()

@@ -69,8 +69,16 @@ def test_graph_batches_train_resume_and_sample(tmp_path):
         torch.manual_seed(0)
         model = HybridEnergy(TinyGraphEnergy(), [degree_excess], example=data)
         obj = DenoisingScoreMatching(sigma_min=0.05, sigma_max=0.5, n_sigmas=3, space=space)
-        cfg = TrainConfig(steps=steps, batch_size=16, lr=1e-2, checkpoint_every=5, log_every=5, progress=False,
-                          tensorboard=False, device="cpu")
+        cfg = TrainConfig(
+            steps=steps,
+            batch_size=16,
+            lr=1e-2,
+            checkpoint_every=5,
+            log_every=5,
+            progress=False,
+            tensorboard=False,
+            device="cpu",
+        )
         trainer = Trainer(model, obj, data, cfg, out_dir=out)
         trainer.fit(resume=resume)
         return trainer

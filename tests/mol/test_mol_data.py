@@ -92,8 +92,9 @@ def test_missing_files_say_where(tmp_path):
 def test_smiles_file_with_its_own_elements(tmp_path):
     path = tmp_path / "mols.smi"
     path.write_text("# my molecules\nCCS name1\nCSC\n\nCCCl\nCCO\n")
-    bundle = DATASETS["smiles"](str(path), atoms=["C", "O", "S"], max_atoms=4, test_fraction=0.25,
-                                cache_dir=str(tmp_path / "c"))
+    bundle = DATASETS["smiles"](
+        str(path), atoms=["C", "O", "S"], max_atoms=4, test_fraction=0.25, cache_dir=str(tmp_path / "c")
+    )
     assert bundle.info["n_molecules"] == 3 and bundle.info["skipped"] == {"element not allowed": 1}
     assert bundle.train[0].shape[1:] == (4, 3) and bundle.info["n_test"] == 1
 

@@ -9,10 +9,22 @@ from hebm_core.cli import main
 from hebm_core.registry import PluginRegistry
 
 TINY = [
-    "--plugin", "mol", "--steps", "30", "--n", "24",
-    "--set", "train.batch_size=32", "--set", "train.log_every=10",
-    "--set", "objective.n_sigmas=4", "--set", "sampler.steps_per_sigma=3",
-    "--set", "sampler.batch_size=16",
+    "--plugin",
+    "mol",
+    "--steps",
+    "30",
+    "--n",
+    "24",
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "objective.n_sigmas=4",
+    "--set",
+    "sampler.steps_per_sigma=3",
+    "--set",
+    "sampler.batch_size=16",
 ]
 
 

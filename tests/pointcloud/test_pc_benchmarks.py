@@ -17,8 +17,10 @@ TINY = {
     "hybrid": {"sigma_power": 2, "calibrate_rounds": 1, "calibrate_samples": 8, "calibrate_lr": 1.0},
     "train": {"steps": 20, "batch_size": 8, "eta_lr": 0.0, "log_every": 10, "checkpoint_every": 20},
     "sampler": {"name": "annealed_langevin", "n_samples": 8, "steps_per_sigma": 3},
-    "evaluate": {"metrics": [{"name": "pointflow", "emd_points": 32, "emd_check_pairs": 2}],
-                 "statistics": [{"name": "laplacian", "k": 8}]},
+    "evaluate": {
+        "metrics": [{"name": "pointflow", "emd_points": 32, "emd_check_pairs": 2}],
+        "statistics": [{"name": "laplacian", "k": 8}],
+    },
 }
 
 
@@ -59,8 +61,12 @@ def test_tilt_statistics_reproduces_the_compare_hybrid_and_reuses_its_tilts(comp
     monkeypatch.undo()
     # one round is the Newton step, which both calibration rules share
     joint = tmp_path / "joint.json"
-    assert mod.main(["--runs", str(run), "--try", "size", "--hybrid", '{"calibrate_method": "joint"}',
-                     "--out", str(joint)]) == 0
+    assert (
+        mod.main(
+            ["--runs", str(run), "--try", "size", "--hybrid", '{"calibrate_method": "joint"}', "--out", str(joint)]
+        )
+        == 0
+    )
     rep_joint = json.loads(joint.read_text())["tries"]["size@calibrate_method=joint"]
     assert rep_joint["hybrid"] == {"calibrate_method": "joint"}
     assert rep_joint["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
@@ -68,8 +74,21 @@ def test_tilt_statistics_reproduces_the_compare_hybrid_and_reuses_its_tilts(comp
     # a statistic's own sigma_power: equal to the run's [hybrid] one it is the compare's hybrid again;
     # at 0 the same first Newton step (from the vanilla samples) gives the same η, but other samples
     powers = tmp_path / "powers.json"
-    assert mod.main(["--runs", str(run), "--try", '[{"name": "size", "sigma_power": 2}]',
-                     "--try", '[{"name": "size", "sigma_power": 0}]', "--out", str(powers)]) == 0
+    assert (
+        mod.main(
+            [
+                "--runs",
+                str(run),
+                "--try",
+                '[{"name": "size", "sigma_power": 2}]',
+                "--try",
+                '[{"name": "size", "sigma_power": 0}]',
+                "--out",
+                str(powers),
+            ]
+        )
+        == 0
+    )
     rep_p = json.loads(powers.read_text())
     assert rep_p["evaluated"] == [{"name": "laplacian", "k": 8}, "size"]
     same, zero = rep_p["tries"]["size_sigma_power2"], rep_p["tries"]["size_sigma_power0"]
@@ -89,7 +108,8 @@ def test_pointcloud_diagnostics_controls(compared, tmp_path):
     for side in ("vanilla", "hybrid"):
         sides = rep["one_nna_cd_sides"][side]
         assert (sides["samples_pct"] + sides["test_pct"]) / 2 == pytest.approx(
-            cmp["metrics"]["pointflow/1nna_cd_pct"][side])
+            cmp["metrics"]["pointflow/1nna_cd_pct"][side]
+        )
     control = rep["smoothing_control"]
     vanilla_t = cmp["metrics"]["model_t/laplacian"]["vanilla"]
     if control["lambda"] > 0:

@@ -178,8 +178,10 @@ def test_inertia_known_value_axes_translation_and_size():
     assert STATISTICS["inertia"] is inertia_statistic and stat.dim == 6
     assert stat.names(6) == ["inertia.xx", "inertia.xy", "inertia.xz", "inertia.yy", "inertia.yz", "inertia.zz"]
     a, b, c = 2.0, 1.0, 0.5
-    corners = torch.tensor([[sx * a / 2, sy * b / 2, sz * c / 2] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
-                           dtype=torch.float64)
+    corners = torch.tensor(
+        [[sx * a / 2, sy * b / 2, sz * c / 2] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+        dtype=torch.float64,
+    )
     t = stat(corners[None])[0]
     assert torch.allclose(t, torch.tensor([a * a / 4, 0, 0, b * b / 4, 0, c * c / 4], dtype=torch.float64))
     sheared = corners @ torch.tensor([[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)

@@ -68,8 +68,9 @@ def molecules(
     from hebm_mol.metrics import PROTOCOL
 
     bundle.info["metrics_protocol"] = PROTOCOL
-    return MoleculeMetrics(bundle, correct=correct, nspdk=nspdk, fcd=fcd,
-                           cache_dir=Path(cache_dir) if cache_dir else None)
+    return MoleculeMetrics(
+        bundle, correct=correct, nspdk=nspdk, fcd=fcd, cache_dir=Path(cache_dir) if cache_dir else None
+    )
 
 
 #: ``hebm run --plugin mol``: the embedded NCI sample, sized for a few CPU minutes
@@ -89,8 +90,15 @@ DEFAULT_CONFIG = {
         "log_every": 200,
         "checkpoint_every": 1000,
     },
-    "sampler": {"name": "annealed_langevin", "n_samples": 500, "steps_per_sigma": 20, "eps": 2e-4, "denoise": True,
-                "batch_size": 500, "progress": True},
+    "sampler": {
+        "name": "annealed_langevin",
+        "n_samples": 500,
+        "steps_per_sigma": 20,
+        "eps": 2e-4,
+        "denoise": True,
+        "batch_size": 500,
+        "progress": True,
+    },
     "evaluate": {"metrics": ["delta_t", {"name": "molecules", "nspdk": True, "fcd": True}]},
 }
 

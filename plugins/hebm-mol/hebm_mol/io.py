@@ -36,8 +36,9 @@ def write_molecules(mols: list[Chem.Mol | None], out_dir: str | Path, grid: int 
         try:
             from rdkit.Chem import Draw
 
-            img = Draw.MolsToGridImage(shown, molsPerRow=8, subImgSize=(180, 180),
-                                       legends=[Chem.MolToSmiles(m) for m in shown])
+            img = Draw.MolsToGridImage(
+                shown, molsPerRow=8, subImgSize=(180, 180), legends=[Chem.MolToSmiles(m) for m in shown]
+            )
             img.save(str(out / "molecules.png"))
             paths.append(str(out / "molecules.png"))
         except Exception as exc:  # drawing needs Pillow/Cairo; a missing picture must not lose the samples

@@ -96,8 +96,15 @@ class EDPGNNEnergy(EnergyModel):
         )
         self.node_head = _mlp(hidden + n_types + 1, hidden, 1)
         self.edge_head = _mlp(c_hid + 2, edge_hidden, 1)
-        stats = _moments(example) if example is not None else (
-            torch.full((n_types,), 1.0 / n_types), torch.full((n_types,), 0.25), torch.tensor(0.1), torch.tensor(0.1)
+        stats = (
+            _moments(example)
+            if example is not None
+            else (
+                torch.full((n_types,), 1.0 / n_types),
+                torch.full((n_types,), 0.25),
+                torch.tensor(0.1),
+                torch.tensor(0.1),
+            )
         )
         for name, t in zip(("mu_x", "var_x", "mu_a", "var_a"), stats):
             self.register_buffer(name, t.float())

@@ -50,9 +50,11 @@ class GraphSpace(Space):
     def noise_like(self, g: Graph) -> Graph:
         x, a, mask = g
         z = torch.randn_like(a).triu(1)
-        return torch.randn_like(x) * mask.to(x.dtype).unsqueeze(-1), (z + z.transpose(-1, -2)) * pair_mask(
-            mask, a.dtype
-        ), mask
+        return (
+            torch.randn_like(x) * mask.to(x.dtype).unsqueeze(-1),
+            (z + z.transpose(-1, -2)) * pair_mask(mask, a.dtype),
+            mask,
+        )
 
     def tangent(self, g: Graph) -> Graph:
         x, a, mask = g

@@ -65,7 +65,7 @@ class Valency(Statistic):
         if x.shape[-1] != self.spec.n_types:
             raise ValueError(
                 f"valency: graphs have {x.shape[-1]} element types but the statistic knows {list(self.spec.atoms)}; "
-                "give it the dataset's elements: statistics = [{name = \"valency\", atoms = [...]}]"
+                'give it the dataset\'s elements: statistics = [{name = "valency", atoms = [...]}]'
             )
         m = mask.to(x.dtype)
         bonds = (a.clamp_min(0) * pair_mask(mask, a.dtype)).sum(-1)  # [B, N]

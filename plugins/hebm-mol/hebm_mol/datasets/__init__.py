@@ -103,8 +103,15 @@ def smiles(
     max_test: int | None = None,
 ) -> DataBundle:
     """A user's molecules from a ``.smi``/``.txt``/``.csv`` file; elements and max atoms from the config."""
-    ds = SmilesFile(path, _spec(atoms, max_atoms), test_fraction=test_fraction, seed=seed, column=column,
-                    single_fragment=single_fragment, cache_dir=cache_dir)
+    ds = SmilesFile(
+        path,
+        _spec(atoms, max_atoms),
+        test_fraction=test_fraction,
+        seed=seed,
+        column=column,
+        single_fragment=single_fragment,
+        cache_dir=cache_dir,
+    )
     return to_bundle(ds, max_train, max_test, seed)
 
 
@@ -117,8 +124,14 @@ def nci(
 ) -> DataBundle:
     """The embedded default: RDKit's NCI sample, single-fragment molecules of ≤ 9 heavy atoms C/N/O/F
     (431 of its 4,991), split at random (seeded). Ships with RDKit; nothing is downloaded."""
-    ds = SmilesFile(nci_path(), _spec(atoms, max_atoms), test_fraction=test_fraction, seed=seed,
-                    single_fragment=True, cache_dir=cache_dir)
+    ds = SmilesFile(
+        nci_path(),
+        _spec(atoms, max_atoms),
+        test_fraction=test_fraction,
+        seed=seed,
+        single_fragment=True,
+        cache_dir=cache_dir,
+    )
     bundle = to_bundle(ds, None, None, seed)
     bundle.info["source_note"] = "RDKit Data/NCI/first_5K.smi (NCI open database sample, public domain)"
     return bundle

@@ -275,4 +275,3 @@ class MolGraphDataset:
             "skipped_examples": list(self.skipped_examples[:5]),
             "cache": str(self.processed_path),
         }
-
