@@ -14,6 +14,23 @@ from hebm_core.samplers import MALA
 from hebm_core.statistics import identity, radius, sin_sum, square, statistic
 
 
+def toy_gaussian(statistics, data, sampler, **overrides):
+    """The toy plugin's N(0, I) base (SSM) tilted by ``statistics``, on its Gaussian ``data``, sampled by Langevin."""
+    from hebm_core import pipeline
+    from hebm_core.config import resolve_config
+
+    cfg = {
+        "plugin": "toy",
+        "statistics": statistics,
+        "data": {"name": "gaussian", **data},
+        "model": {"name": "gaussian"},
+        "objective": {"name": "ssm"},
+        "sampler": {"name": "langevin", **sampler},
+        **overrides,
+    }
+    return pipeline.build(resolve_config(overrides=cfg))
+
+
 def test_starts_vanilla_and_follows_the_sign_convention():
     base = GaussianEnergy(dim=2)
     model = HybridEnergy(base, [identity], example=torch.zeros(1, 2))
@@ -153,19 +170,9 @@ def test_eta_calibration_informative_vs_sin():
 def test_calibrate_eta_matches_the_data_moments():
     """With T = x on a unit Gaussian base, E_model[T] = η, so moment matching must land η on the data mean."""
     from hebm_core import pipeline
-    from hebm_core.config import resolve_config
 
-    comps = pipeline.build(
-        resolve_config(
-            overrides={
-                "plugin": "toy",
-                "statistics": ["identity"],
-                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-                "model": {"name": "gaussian"},
-                "objective": {"name": "ssm"},
-                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-            }
-        )
+    comps = toy_gaussian(
+        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
     )
     assert comps.model.eta_report() == {"identity": [0.0, 0.0]}
     history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=1.0)
@@ -201,20 +208,8 @@ def test_calibrate_eta_is_scale_free_across_components():
     """Components on scales 100 apart: Newton's first step divides by each one's variance, so both
     land on the data's moments in the same rounds (η·c = data mean for T = c·x on a N(0, I) base)."""
     from hebm_core import pipeline
-    from hebm_core.config import resolve_config
 
-    comps = pipeline.build(
-        resolve_config(
-            overrides={
-                "plugin": "toy",
-                "statistics": [],
-                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-                "model": {"name": "gaussian"},
-                "objective": {"name": "ssm"},
-                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-            }
-        )
-    )
+    comps = toy_gaussian([], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000})
 
     @statistic(name="scaled")
     def scaled(x):
@@ -237,20 +232,8 @@ def test_calibrate_eta_steps_correlated_components_jointly(a22):
     direction (the pseudo-inverse drops it). (η₂ itself is ill-determined: a22·η₂ is the mean of
     x₂, known to the sampler's ±0.03.)"""
     from hebm_core import pipeline
-    from hebm_core.config import resolve_config
 
-    comps = pipeline.build(
-        resolve_config(
-            overrides={
-                "plugin": "toy",
-                "statistics": [],
-                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-                "model": {"name": "gaussian"},
-                "objective": {"name": "ssm"},
-                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 4000},
-            }
-        )
-    )
+    comps = toy_gaussian([], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000})
     a = torch.tensor([[1.0, 0.0], [1.0, a22]])
 
     @statistic(name="coupled")
@@ -279,18 +262,11 @@ def test_joint_calibration_fits_coupled_moments_where_per_component_secants_stal
 
     errors = {}
     for method in ("joint", "secant"):
-        comps = pipeline.build(
-            resolve_config(
-                overrides={
-                    "plugin": "toy",
-                    "statistics": [{"name": "identity", "moments": 2}],
-                    "model": {"name": "gaussian"},
-                    "objective": {"name": "ssm"},
-                    "hybrid": {"calibrate_method": method},
-                    "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5, "condition": 4.0},
-                    "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
-                }
-            )
+        comps = toy_gaussian(
+            [{"name": "identity", "moments": 2}],
+            {"n": 4000, "mean_scale": 1.5, "condition": 4.0},
+            {"step_size": 0.02, "n_steps": 400, "n_samples": 4000},
+            hybrid={"calibrate_method": method},
         )
         data = comps.bundle.train.double()
         m, v = data.mean(0), data.var(0)
@@ -321,19 +297,9 @@ def test_calibration_survives_a_diverging_round():
     """T = x² with η > 1/2 makes exp(−x²/2 + η x²) improper and Langevin blow up: that round is
     undone (recorded as diverged) and the next tries back off, instead of aborting the run."""
     from hebm_core import pipeline
-    from hebm_core.config import resolve_config
 
-    comps = pipeline.build(
-        resolve_config(
-            overrides={
-                "plugin": "toy",
-                "statistics": ["square"],
-                "data": {"name": "gaussian", "n": 4000, "mean_scale": 1.5},
-                "model": {"name": "gaussian"},
-                "objective": {"name": "ssm"},
-                "sampler": {"name": "langevin", "step_size": 0.05, "n_steps": 300, "n_samples": 2000},
-            }
-        )
+    comps = toy_gaussian(
+        ["square"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 2000}
     )
     history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
     assert "diverged" in history[1] and not history[1]["kept"]
@@ -363,17 +329,10 @@ def test_moments_statistic_matches_the_data_variance_too():
     from hebm_core.statistics import Moments
 
     def fitted(entry):
-        comps = pipeline.build(
-            resolve_config(
-                overrides={
-                    "plugin": "toy",
-                    "statistics": [entry],
-                    "model": {"name": "gaussian"},
-                    "objective": {"name": "ssm"},
-                    "data": {"name": "gaussian", "n": 4000, "mean_scale": 0.3, "condition": 4.0},
-                    "sampler": {"name": "langevin", "step_size": 0.02, "n_steps": 400, "n_samples": 4000},
-                }
-            )
+        comps = toy_gaussian(
+            [entry],
+            {"n": 4000, "mean_scale": 0.3, "condition": 4.0},
+            {"step_size": 0.02, "n_steps": 400, "n_samples": 4000},
         )
         pipeline.calibrate_eta(comps.model, comps, rounds=10, n=4000, lr=1.0)
         samples, _ = pipeline.draw_samples(comps.model, comps)
