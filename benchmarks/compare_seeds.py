@@ -39,6 +39,7 @@ SKIP = (
     "data_t/",
     "model_t/",
     "train_t/",
+    "_se/",
 )
 
 

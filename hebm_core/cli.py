@@ -156,8 +156,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     res = pipeline.compare(cfg, out, resume=bool(args.resume))
     for stat, d in res.get("delta_t", {}).items():
         red = d["delta_t_reduction_pct"]
+        side = {
+            k: _fmt(d[k]) + (f" ± {_fmt(d[k + '_se'])}" if d.get(k + "_se") is not None else "")
+            for k in ("vanilla", "hybrid")
+        }
         _out(
-            f"delta_t {stat}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])} "
+            f"delta_t {stat}: vanilla {side['vanilla']} -> hybrid {side['hybrid']} "
             f"({'n/a' if red is None else f'{red:+.1f} % reduction'})"
         )
     for k, d in res.get("metrics", {}).items():

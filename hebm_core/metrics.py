@@ -37,6 +37,11 @@ class StatisticGap(Metric):
     ``delta_t_train/<name>`` and ``train_t/<name>``: the gap to the data η was fitted on. With a
     small test split the two data means differ, and that difference bounds the test-side ΔT of
     a model that matches the training data exactly.
+
+    Standard errors (mean over components; each side needs two or more clouds): ``data_t_se/<name>``
+    of the reference mean, and ``delta_t_se/<name>`` of the difference of the two means. A ΔT
+    within about one ``delta_t_se`` of 0 is not resolved by this many samples and references; the
+    reference side of it is common to every model scored against the same reference.
     """
 
     name = "delta_t"
@@ -46,14 +51,25 @@ class StatisticGap(Metric):
         self.train, self.chunk = train, int(chunk)
         self._counts = {"model": 0, "data": 0, "train": 0}
         self._acc = {"model": {}, "data": {}, "train": {}}
+        self._acc2 = {"model": {}, "data": {}, "train": {}}  # sums of squares, for the standard errors
 
     def _add(self, which: str, x: Sample) -> None:
         with torch.no_grad():
             for s in self.statistics:
-                t = s(x).double().sum(0).cpu()
-                acc = self._acc[which]
-                acc[s.name] = acc.get(s.name, 0) + t
+                t = s(x).double().cpu()
+                acc, acc2 = self._acc[which], self._acc2[which]
+                acc[s.name] = acc.get(s.name, 0) + t.sum(0)
+                acc2[s.name] = acc2.get(s.name, 0) + t.pow(2).sum(0)
         self._counts[which] += tree.batch_size(x)
+
+    def _sq_se(self, which: str, name: str) -> Tensor | None:
+        """Squared standard error of one side's mean, per component (None below two clouds)."""
+        n = self._counts[which]
+        if n < 2:
+            return None
+        mean = self._acc[which][name] / n
+        var = ((self._acc2[which][name] - n * mean.pow(2)) / (n - 1)).clamp_min(0)
+        return var / n
 
     def update(self, samples: Sample, reference: Sample | None = None) -> None:
         self._add("model", samples)
@@ -74,6 +90,11 @@ class StatisticGap(Metric):
             out[f"delta_t/{s.name}"] = float((m - d).abs().mean())
             out[f"model_t/{s.name}"] = float(m.mean())
             out[f"data_t/{s.name}"] = float(d.mean())
+            se_m, se_d = self._sq_se("model", s.name), self._sq_se("data", s.name)
+            if se_d is not None:
+                out[f"data_t_se/{s.name}"] = float(se_d.sqrt().mean())
+            if se_m is not None and se_d is not None:
+                out[f"delta_t_se/{s.name}"] = float((se_m + se_d).sqrt().mean())
             if self._counts["train"]:
                 t = self._acc["train"][s.name] / self._counts["train"]
                 out[f"delta_t_train/{s.name}"] = float((m - t).abs().mean())

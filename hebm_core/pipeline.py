@@ -750,7 +750,8 @@ def compare(
 
     Runs both into ``out_dir/vanilla`` and ``out_dir/hybrid`` and writes ``compare.json`` with their
     metrics side by side and, per statistic, ``delta_t_reduction_pct = 100·(ΔT_vanilla − ΔT_hybrid)/ΔT_vanilla``
-    (positive: the hybrid model matches the statistic better).
+    (positive: the hybrid model matches the statistic better) with each side's standard error
+    (``vanilla_se``, ``hybrid_se``: see :class:`~hebm_core.metrics.StatisticGap`).
     """
     registry = registry or get_registry()
     hybrid_cfg = validate(copy.deepcopy(dict(config)), registry)
@@ -782,6 +783,10 @@ def compare(
             "hybrid": dh,
             "delta_t_reduction_pct": round(100 * (dv - dh) / dv, 2) if dv > 0 else None,
         }
+        for name, rep in (("vanilla", v), ("hybrid", h)):
+            se = rep.get("metrics", {}).get(f"delta_t_se/{stat}")
+            if se is not None:
+                delta[stat][f"{name}_se"] = se
     result = {
         **environment(),
         "config": hybrid_cfg,

@@ -193,8 +193,10 @@ def test_compare_vanilla_and_hybrid(capsys, tmp_path):
     assert sq["delta_t_reduction_pct"] == pytest.approx(100 * (sq["vanilla"] - sq["hybrid"]) / sq["vanilla"], abs=0.01)
     assert set(res["eta"]) == {"square"}
     assert res["metrics"]["delta_t/square"] == {"vanilla": sq["vanilla"], "hybrid": sq["hybrid"]}
+    assert res["metrics"]["delta_t_se/square"] == {"vanilla": sq["vanilla_se"], "hybrid": sq["hybrid_se"]}
+    assert 0 < sq["vanilla_se"] < sq["vanilla"]
     assert (tmp_path / "vanilla" / "report.json").exists() and (tmp_path / "hybrid" / "samples.png").exists()
-    assert "delta_t square" in out
+    assert f"delta_t square: vanilla {sq['vanilla']:.4g} ± {sq['vanilla_se']:.4g}" in out
 
 
 def test_compare_with_frozen_eta_takes_the_vanilla_network_exactly(capsys, tmp_path):

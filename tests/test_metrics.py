@@ -25,3 +25,30 @@ def test_statistic_gap_against_reference_and_training_data():
     no_train = StatisticGap([identity])
     no_train.update(samples, reference)
     assert not any(k.startswith(("delta_t_train/", "train_t/")) for k in no_train.compute())
+
+
+def test_statistic_gap_standard_errors_are_those_of_the_two_means():
+    """Known answer: unbiased variances 4/3 (model, n = 4) and 4 (reference, n = 5), one component."""
+    samples = torch.tensor([[0.0], [2.0], [0.0], [2.0]])  # mean 1, unbiased variance 4/3
+    reference = torch.tensor([[-2.0], [2.0], [0.0], [-2.0], [2.0]])  # mean 0, unbiased variance 4
+    gap = StatisticGap([identity])
+    gap.update(samples, reference)
+    out = gap.compute()
+    assert out["delta_t/identity"] == pytest.approx(1.0)
+    assert out["data_t_se/identity"] == pytest.approx((4 / 5) ** 0.5)
+    assert out["delta_t_se/identity"] == pytest.approx((4 / 3 / 4 + 4 / 5) ** 0.5)
+    # and by simulation: the spread of ΔT's signed difference over repeats is the reported error
+    torch.manual_seed(0)
+    diffs, ses = [], []
+    for _ in range(400):
+        g = StatisticGap([identity])
+        g.update(torch.randn(10, 1) * 2 + 1, torch.randn(30, 1))
+        o = g.compute()
+        diffs.append(o["model_t/identity"] - o["data_t/identity"])
+        ses.append(o["delta_t_se/identity"])
+    expected = (4 / 10 + 1 / 30) ** 0.5
+    assert torch.tensor(diffs).std().item() == pytest.approx(expected, rel=0.1)
+    assert torch.tensor(ses).mean().item() == pytest.approx(expected, rel=0.05)
+    one = StatisticGap([identity])
+    one.update(samples[:1], reference[:1])
+    assert not any("_se/" in k for k in one.compute())  # one cloud per side: no error to report
