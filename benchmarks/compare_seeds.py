@@ -17,6 +17,7 @@ are always above it), COV and everything named ``valid``/``unique``/``novel`` be
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics as st
 import sys
@@ -124,11 +125,22 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_args(p, sampling=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (one compare each)")
     p.add_argument("--resume", action="store_true", help="reuse finished seeds' runs in --out")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: report the finished compares <out>/seed<S>/compare.json (config flags are ignored)",
+    )
     p.add_argument("--report", default="benchmarks/results/compare_seeds.json", help="JSON report path")
     args = p.parse_args(argv)
     out = Path(args.out or "runs/compare_seeds")
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in args.seeds:
+        if args.collect:
+            done = out / f"seed{seed}" / "compare.json"
+            if not done.is_file():
+                p.error(f"--collect: {done} is missing (run the compare first)")
+            per_seed[seed] = json.loads(done.read_text())
+            continue
         args.seed = seed
         cfg = _config(args)
         print(f"seed {seed}: hebm compare -> {out / f'seed{seed}'}", file=sys.stderr, flush=True)

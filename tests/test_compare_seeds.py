@@ -1,5 +1,7 @@
 """benchmarks/compare_seeds.py: the per-seed summary (means, paired difference, direction of "better")."""
 
+import json
+
 import pytest
 from _util import load_benchmark
 
@@ -41,3 +43,25 @@ def test_summary_means_paired_difference_and_direction():
     assert mmd["diff_se"] == pytest.approx(0.23094 / 3**0.5, rel=1e-4)
     assert mmd["seeds_hybrid_no_worse"] == 2 and mmd["seeds"] == 3
     assert cov["seeds_hybrid_no_worse"] == 2  # 30 ≥ 20 and 30 ≥ 30, not 30 ≥ 40
+
+
+def test_collect_reports_finished_compares_without_running_any(tmp_path):
+    mod = _module()
+    for seed, (v, h) in {0: (1.0, 0.8), 3: (1.2, 1.4)}.items():
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        metrics = {
+            "pointflow/mmd_cd": {"vanilla": v, "hybrid": h},
+            "delta_t_se/laplacian": {"vanilla": 0.1, "hybrid": 0.2},  # an error bar, not a metric
+        }
+        done = {"config": {"seed": seed}, "eta": {"t": -seed}, "delta_t": {}, "metrics": metrics, "training": {}}
+        (folder / "compare.json").write_text(json.dumps(done))
+    report = tmp_path / "report.json"
+    assert mod.main(["--collect", "--seeds", "0", "3", "--out", str(tmp_path), "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["seeds"] == [0, 3] and rep["eta"] == {"0": {"t": 0}, "3": {"t": -3}}
+    assert set(rep["summary"]) == {"pointflow/mmd_cd"}
+    assert rep["summary"]["pointflow/mmd_cd"]["hybrid_mean"] == pytest.approx(1.1)
+    assert rep["summary"]["pointflow/mmd_cd"]["seeds_hybrid_no_worse"] == 1
+    with pytest.raises(SystemExit):
+        mod.main(["--collect", "--seeds", "0", "1", "--out", str(tmp_path), "--report", str(report)])
