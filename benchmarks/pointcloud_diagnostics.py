@@ -35,7 +35,6 @@ shapes and each model's samples:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -47,6 +46,9 @@ from hebm_pointcloud.metrics import one_nna_sides
 from hebm_pointcloud.statistics import size_statistic
 
 from hebm_core.pipeline import _statistics, environment, evaluate, load_run, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+import compare_seeds  # noqa: E402
 
 
 def radius(x: torch.Tensor) -> float:
@@ -85,9 +87,6 @@ def smoothing_control(x: torch.Tensor, target: float, k: int = 8, iters: int = 3
 def summarise_jitter(paths: list[Path]) -> dict[str, Any]:
     """Per noise level: ``compare_seeds.summarise`` of the noisy against the plain vanilla samples
     (their metrics from each report's ``compare.json``) over the given diagnostics reports."""
-    spec = importlib.util.spec_from_file_location("compare_seeds", Path(__file__).with_name("compare_seeds.py"))
-    seeds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seeds)
     per_level: dict[str, dict[str, Any]] = {}
     for path in paths:
         rep = json.loads(path.read_text())
@@ -95,7 +94,9 @@ def summarise_jitter(paths: list[Path]) -> dict[str, Any]:
         for sigma, noisy in rep.get("jitter", {}).items():
             metrics = {k: {"vanilla": plain[k]["vanilla"], "hybrid": v} for k, v in noisy.items() if k in plain}
             per_level.setdefault(sigma, {})[rep["run"]] = {"metrics": metrics}
-    return {sigma: {"runs": sorted(runs), "summary": seeds.summarise(runs)} for sigma, runs in per_level.items()}
+    return {
+        sigma: {"runs": sorted(runs), "summary": compare_seeds.summarise(runs)} for sigma, runs in per_level.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

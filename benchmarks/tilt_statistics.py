@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import time
@@ -31,15 +30,8 @@ from hebm_core import pipeline
 from hebm_core.checkpoint import load_checkpoint
 from hebm_core.trainer import load_model_state
 
-_SEEDS = Path(__file__).resolve().with_name("compare_seeds.py")
-
-
-def _compare_seeds() -> Any:
-    """benchmarks/compare_seeds.py (its summary and printing), loaded by path."""
-    spec = importlib.util.spec_from_file_location("compare_seeds", _SEEDS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+import compare_seeds  # noqa: E402
 
 
 def parse_try(text: str) -> list[Any]:
@@ -94,16 +86,8 @@ def tilt(
     comps = pipeline.build(spec)
     load_model_state(comps.model.base, payload, ema=True)
     model = comps.model.eval()
-    hyb = spec["hybrid"]
     t0 = time.perf_counter()
-    history = pipeline.calibrate_eta(
-        model,
-        comps,
-        int(hyb["calibrate_rounds"]),
-        int(hyb["calibrate_samples"]),
-        float(hyb["calibrate_lr"]),
-        method=hyb.get("calibrate_method", "secant"),
-    )
+    history = pipeline.calibrate_configured(model, comps)
     calib_s = time.perf_counter() - t0
     samples, _ = pipeline.draw_samples(model, comps)
     info = {"eta": model.eta_report(), "calibration": history, "calibration_s": round(calib_s, 1)}
@@ -161,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
         "evaluated": evaluated,
         "tries": {},
     }
-    seeds = _compare_seeds()
     for stats in tries:
         name = label(stats) + "".join(f"@{k}={v}" for k, v in sorted(hybrid.items()))
         per_seed, infos = {}, {}
@@ -184,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         report["tries"][name] = {
             "statistics": stats,
             "hybrid": hybrid,
-            "summary": seeds.summarise(per_seed),
+            "summary": compare_seeds.summarise(per_seed),
             "runs": infos,
             "per_seed": {r: v["metrics"] for r, v in per_seed.items()},
         }
         pipeline.write_json(args.out, report)
-        seeds.print_summary(report["tries"][name]["summary"], prefix=f"{name}: ", side="tilt")
+        compare_seeds.print_summary(report["tries"][name]["summary"], prefix=f"{name}: ", side="tilt")
     print(f"wrote {args.out}")
     return 0
 

@@ -111,8 +111,8 @@ def _joint_step(p: Progress) -> tuple[Tensor, str]:
     kind = "newton"
     if p.other is not None:
         d_eta, d_gap = p.best.eta - p.other[0], p.best.gap - p.other[1]
-        curvature = float(d_eta @ (p.best.sd * (p.best.corr @ (p.best.sd * d_eta))))  # Δηᵀ·C·Δη
-        measured = float(d_eta @ d_gap) / curvature if curvature > 0 else math.nan
+        quad = float(d_eta @ (p.best.sd * (p.best.corr @ (p.best.sd * d_eta))))  # Δηᵀ·C·Δη
+        measured = float(d_eta @ d_gap) / quad if quad > 0 else math.nan
         if math.isfinite(measured) and measured > 0:
             alpha, kind = measured, "joint"
             p.state["alpha"] = alpha
@@ -120,7 +120,7 @@ def _joint_step(p: Progress) -> tuple[Tensor, str]:
             return -0.5 * d_eta, "backtrack"
     step = -(p.best.corr_pinv @ (p.best.gap / p.best.sd)) / p.best.sd / alpha
     if p.other is not None:
-        last = float((p.best.sd * (p.best.eta - p.other[0])).norm())
+        last = float((p.best.sd * d_eta).norm())
         bound = (p.max_growth if p.kept else 0.5) * last
         length = float((p.best.sd * step).norm())
         if last > 0 and length > bound:

@@ -602,14 +602,7 @@ def run(
         # result); the calibrated η goes under its own checkpoint key, which load_run applies
         trained = {k: v.detach().clone() for k, v in model.eta.items()}
         t0 = time.perf_counter()
-        summary["eta_calibration"] = calibrate_eta(
-            model,
-            comps,
-            int(hyb["calibrate_rounds"]),
-            int(hyb.get("calibrate_samples", 500)),
-            float(hyb.get("calibrate_lr", 1.0)),
-            method=hyb.get("calibrate_method", "secant"),
-        )
+        summary["eta_calibration"] = calibrate_configured(model, comps)
         summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
         calibrated = {k: v.detach().clone().cpu() for k, v in model.eta.items()}
         with torch.no_grad():
@@ -628,6 +621,19 @@ def run(
     rep["files"].append(str(out / "report.json"))
     write_json(out / "report.json", rep)
     return rep
+
+
+def calibrate_configured(model: HybridEnergy, comps: Components) -> list[dict[str, Any]]:
+    """:func:`calibrate_eta` with the config's ``[hybrid]`` options (rounds, samples, lr, method)."""
+    hyb = comps.config.get("hybrid", {})
+    return calibrate_eta(
+        model,
+        comps,
+        int(hyb.get("calibrate_rounds", 0)),
+        int(hyb.get("calibrate_samples", 500)),
+        float(hyb.get("calibrate_lr", 1.0)),
+        method=hyb.get("calibrate_method", "secant"),
+    )
 
 
 def calibrate_eta(

@@ -20,10 +20,9 @@ point pairs (Osada et al.'s D2 shape distribution) as a kernel density at fixed 
 component each; matching it tilts the samples' proportions towards the data's.
 
 ``inertia`` is the cloud's second-moment tensor about its centroid (six components): its extent
-along each axis and their couplings. On aligned data (primitives, ShapeNet) a sampler that makes
-every shape too wide along one axis and too thin along another errs the same way on every sample,
-and only such shared errors can move a sample nearer the data without also moving it nearer the
-other samples.
+along each axis and their couplings. On aligned data (primitives, ShapeNet) it shows an anisotropy
+that every sample shares (too wide along one axis, too thin along another); tilting by it fixes
+that, but on primitives it made the PointFlow metrics worse (README), so no default uses it.
 
 Two companions: ``spacing`` (mean log nearest-neighbour distance over the size: how evenly the
 points spread; the Laplacian alone rewards clumps) and ``size`` (the mean squared radius: with
