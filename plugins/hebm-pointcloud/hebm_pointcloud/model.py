@@ -1,12 +1,13 @@
 """A permutation-invariant, noise-conditional set energy: one scalar per cloud, an equivariant score.
 
-DeepSets/PointNet style: every point is lifted by a shared MLP, then ``depth`` residual
-equivariant blocks mix each point's feature with pooled (mean and max) features of the whole
-cloud, and a per-point head gives energies that are summed over points. Summing (not averaging)
+Every point is lifted by a shared MLP, then ``depth`` residual equivariant blocks mix the points'
+features, and a per-point head gives energies that are summed over points. Two blocks:
+``"pool"`` (DeepSets/PointNet: each point's feature plus pooled mean and max features of the
+whole cloud; O(B·N·hidden²)) and ``"edge"`` (DGCNN's EdgeConv on the kNN graph of the input cloud, plus the
+pooled context: a point sees its local surface; O(B·N·k·hidden) more). Summing (not averaging)
 keeps each point's score O(1/σ) whatever the number of points. Noise conditioning follows NCSNv2
 as :class:`hebm_core.models.MLPEnergy` does: the network sees ``log σ``, its input is scaled by
 ``1/sqrt(σ² + s²)`` (s: the data's coordinate std) and the energy is divided by ``σ``.
-Cost is O(B·N·hidden²): linear in the number of points.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from hebm_core.energy import EnergyModel
-from hebm_pointcloud.geometry import check_clouds
+from hebm_pointcloud.geometry import check_clouds, gather_neighbours, knn_indices
 
-__all__ = ["SetEnergy", "set_energy", "POOLS", "MODELS"]
+__all__ = ["SetEnergy", "set_energy", "POOLS", "BLOCKS", "MODELS"]
 
 
 def _mean(h: Tensor) -> Tensor:
@@ -54,11 +55,53 @@ class EquivariantBlock(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.act = nn.SiLU()
 
-    def forward(self, h: Tensor, log_sigma: Tensor | None) -> Tensor:
+    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor) -> Tensor:
         z = self.local(h) + self.glob(self.pool(h)).unsqueeze(1)
         if self.cond is not None and log_sigma is not None:
             z = z + self.cond(log_sigma.view(-1, 1, 1))
         return h + self.out(self.act(z))
+
+
+class EdgeBlock(nn.Module):
+    """EdgeConv plus context: ``h_i ← h_i + W₂ SiLU(max_{j∈kNN(i)} [A h_i + B(h_j − h_i) + C(x_j − x_i)]
+    + U pool(h) + c·log σ)``.
+
+    The kNN graph of the (scaled) input points is built without gradient and held fixed, as the
+    Laplacian statistic's is; the score flows through the offsets ``x_j − x_i`` and the features.
+    The linear maps are applied per point before the gather, so the k neighbours cost a gather and
+    a max, not k matrix products.
+    """
+
+    def __init__(self, hidden: int, k: int, pool: str, conditional: bool) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"edge blocks need k >= 1 neighbours, got {k}")
+        self.k = k
+        self.pool, width = POOLS[pool]
+        self.center = nn.Linear(hidden, hidden)
+        self.neighbour = nn.Linear(hidden, hidden, bias=False)
+        self.offset = nn.Linear(3, hidden, bias=False)
+        self.glob = nn.Linear(width * hidden, hidden, bias=False)
+        self.cond = nn.Linear(1, hidden, bias=False) if conditional else None
+        self.out = nn.Linear(hidden, hidden)
+        self.act = nn.SiLU()
+
+    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor) -> Tensor:
+        idx = knn_indices(points, min(self.k, points.shape[1] - 1))
+        nb = self.neighbour(h)
+        edge = gather_neighbours(nb, idx) - nb.unsqueeze(2)
+        edge = edge + self.offset(gather_neighbours(points, idx) - points.unsqueeze(2))
+        z = edge.amax(2) + self.center(h) + self.glob(self.pool(h)).unsqueeze(1)
+        if self.cond is not None and log_sigma is not None:
+            z = z + self.cond(log_sigma.view(-1, 1, 1))
+        return h + self.out(self.act(z))
+
+
+#: block name -> factory(hidden, conditional, pool, k)
+BLOCKS: dict[str, Callable[[int, bool, str, int], nn.Module]] = {
+    "pool": lambda hidden, conditional, pool, k: EquivariantBlock(hidden, pool, conditional),
+    "edge": lambda hidden, conditional, pool, k: EdgeBlock(hidden, k, pool, conditional),
+}
 
 
 class SetEnergy(EnergyModel):
@@ -71,16 +114,20 @@ class SetEnergy(EnergyModel):
         pool: str = "meanmax",
         data_std: float = 0.5,
         noise_conditional: bool = True,
+        block: str = "pool",
+        k: int = 16,
     ) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; known: {', '.join(sorted(POOLS))}")
+        if block not in BLOCKS:
+            raise ValueError(f"unknown block {block!r}; known: {', '.join(sorted(BLOCKS))}")
         if hidden < 1 or depth < 0:
             raise ValueError(f"SetEnergy needs hidden >= 1 and depth >= 0, got {hidden}, {depth}")
         self.noise_conditional = noise_conditional
         self.data_std = float(data_std)
         self.lift = nn.Sequential(nn.Linear(3 + int(noise_conditional), hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.blocks = nn.ModuleList(EquivariantBlock(hidden, pool, noise_conditional) for _ in range(depth))
+        self.blocks = nn.ModuleList(BLOCKS[block](hidden, noise_conditional, pool, k) for _ in range(depth))
         self.head = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
     def energy(self, x: Tensor, sigma: Tensor | None = None) -> Tensor:
@@ -94,12 +141,13 @@ class SetEnergy(EnergyModel):
             sigma = sigma.reshape(-1).to(x.dtype).expand(x.shape[0])
             log_sigma = sigma.log()
             c_in = (sigma.pow(2) + self.data_std**2).rsqrt().view(-1, 1, 1)
-            feats = torch.cat([x * c_in, log_sigma.view(-1, 1, 1).expand(-1, x.shape[1], 1)], -1)
+            points = x * c_in
+            feats = torch.cat([points, log_sigma.view(-1, 1, 1).expand(-1, x.shape[1], 1)], -1)
         else:
-            feats = x / self.data_std
+            points = feats = x / self.data_std
         h = self.lift(feats)
         for block in self.blocks:
-            h = block(h, log_sigma)
+            h = block(h, log_sigma, points)
         e = self.head(h).squeeze(-1).sum(1)
         return e / sigma if self.noise_conditional else e
 
@@ -110,11 +158,21 @@ def set_energy(
     depth: int = 3,
     pool: str = "meanmax",
     noise_conditional: bool = True,
+    block: str = "pool",
+    k: int = 16,
 ) -> SetEnergy:
     """:class:`SetEnergy` with the input scale taken from the example batch's coordinate std."""
     example = check_clouds(example, "model example")
     std = float(example.float().std()) if example.numel() > 1 else 0.5
-    return SetEnergy(hidden=hidden, depth=depth, pool=pool, data_std=std or 0.5, noise_conditional=noise_conditional)
+    return SetEnergy(
+        hidden=hidden,
+        depth=depth,
+        pool=pool,
+        data_std=std or 0.5,
+        noise_conditional=noise_conditional,
+        block=block,
+        k=k,
+    )
 
 
 #: name -> factory, as the plugin registers them
