@@ -3,11 +3,12 @@
 Every point is lifted by a shared MLP, then ``depth`` residual equivariant blocks mix the points'
 features, and a per-point head gives energies that are summed over points. Two blocks:
 ``"pool"`` (DeepSets/PointNet: each point's feature plus pooled mean and max features of the
-whole cloud; O(B·N·hidden²)) and ``"edge"`` (DGCNN's EdgeConv on the kNN graph of the input cloud, plus the
-pooled context: a point sees its local surface; O(B·N·k·hidden) more). Summing (not averaging)
-keeps each point's score O(1/σ) whatever the number of points. Noise conditioning follows NCSNv2
-as :class:`hebm_core.models.MLPEnergy` does: the network sees ``log σ``, its input is scaled by
-``1/sqrt(σ² + s²)`` (s: the data's coordinate std) and the energy is divided by ``σ``.
+whole cloud; O(B·N·hidden²)) and ``"edge"`` (DGCNN's EdgeConv on the kNN graph of the input
+cloud plus the pooled context, so a point sees its local surface; O(B·N·k·hidden) more).
+Summing (not averaging) keeps each point's score O(1/σ) whatever the number of points. Noise
+conditioning follows NCSNv2 as :class:`hebm_core.models.MLPEnergy` does: the network sees
+``log σ``, its input is scaled by ``1/sqrt(σ² + s²)`` (s: the data's coordinate std) and the
+energy is divided by ``σ``.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class EdgeBlock(nn.Module):
     """EdgeConv plus context: ``h_i ← h_i + W₂ SiLU(max_{j∈kNN(i)} [A h_i + B(h_j − h_i) + C(x_j − x_i)]
     + U pool(h) + c·log σ)``.
 
-    The kNN graph of the (scaled) input points is built without gradient and held fixed, as the
-    Laplacian statistic's is; the score flows through the offsets ``x_j − x_i`` and the features.
-    The linear maps are applied per point before the gather, so the k neighbours cost a gather and
-    a max, not k matrix products.
+    The kNN graph (``k`` neighbours, at most N − 1) of the scaled input points is built without
+    gradient and held fixed, as the Laplacian statistic's is; the score flows through the offsets
+    ``x_j − x_i`` and the features. The linear maps are applied per point before the gather, so the
+    k neighbours cost a gather and a max, not k matrix products.
     """
 
     def __init__(self, hidden: int, k: int, pool: str, conditional: bool) -> None:
