@@ -39,7 +39,8 @@ class StatisticGap(Metric):
     a model that matches the training data exactly.
 
     Standard errors (mean over components; each side needs two or more clouds): ``data_t_se/<name>``
-    of the reference mean, and ``delta_t_se/<name>`` of the difference of the two means. A ΔT
+    of the reference mean, and ``delta_t_se/<name>`` of the difference of the two means
+    (``delta_t_train_se/<name>`` likewise against the training data). A ΔT
     within about one ``delta_t_se`` of 0 is not resolved by this many samples and references; the
     reference side of it is common to every model scored against the same reference.
     """
@@ -99,6 +100,9 @@ class StatisticGap(Metric):
                 t = self._acc["train"][s.name] / self._counts["train"]
                 out[f"delta_t_train/{s.name}"] = float((m - t).abs().mean())
                 out[f"train_t/{s.name}"] = float(t.mean())
+                se_t = self._sq_se("train", s.name)
+                if se_m is not None and se_t is not None:
+                    out[f"delta_t_train_se/{s.name}"] = float((se_m + se_t).sqrt().mean())
         return out
 
     def reset(self) -> None:

@@ -37,6 +37,12 @@ def test_statistic_gap_standard_errors_are_those_of_the_two_means():
     assert out["delta_t/identity"] == pytest.approx(1.0)
     assert out["data_t_se/identity"] == pytest.approx((4 / 5) ** 0.5)
     assert out["delta_t_se/identity"] == pytest.approx((4 / 3 / 4 + 4 / 5) ** 0.5)
+    # against training data (mean 0, unbiased variance 2 over n = 3): the model's error plus the train mean's
+    with_train = StatisticGap([identity], train=torch.tensor([[-1.0], [0.0], [1.0]]) * 2**0.5)
+    with_train.update(samples, reference)
+    train_out = with_train.compute()
+    assert train_out["delta_t_train_se/identity"] == pytest.approx((4 / 3 / 4 + 2 / 3) ** 0.5)
+    assert train_out["delta_t_se/identity"] == pytest.approx(out["delta_t_se/identity"])
     # and by simulation: the spread of ΔT's signed difference over repeats is the reported error
     torch.manual_seed(0)
     diffs, ses = [], []
