@@ -57,10 +57,10 @@ class StatisticGap(Metric):
     def _add(self, which: str, x: Sample) -> None:
         with torch.no_grad():
             for s in self.statistics:
-                t = s(x).double().cpu()
+                t = s(x).double()
                 acc, acc2 = self._acc[which], self._acc2[which]
-                acc[s.name] = acc.get(s.name, 0) + t.sum(0)
-                acc2[s.name] = acc2.get(s.name, 0) + t.pow(2).sum(0)
+                acc[s.name] = acc.get(s.name, 0) + t.sum(0).cpu()
+                acc2[s.name] = acc2.get(s.name, 0) + t.pow(2).sum(0).cpu()
         self._counts[which] += tree.batch_size(x)
 
     def _sq_se(self, which: str, name: str) -> Tensor | None:

@@ -56,7 +56,9 @@ class EquivariantBlock(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.act = nn.SiLU()
 
-    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor) -> Tensor:
+    neighbours = 0  # needs no kNN graph
+
+    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor, idx: Tensor | None) -> Tensor:
         z = self.local(h) + self.glob(self.pool(h)).unsqueeze(1)
         if self.cond is not None and log_sigma is not None:
             z = z + self.cond(log_sigma.view(-1, 1, 1))
@@ -67,17 +69,18 @@ class EdgeBlock(nn.Module):
     """EdgeConv plus context: ``h_i ← h_i + W₂ SiLU(max_{j∈kNN(i)} [A h_i + B(h_j − h_i) + C(x_j − x_i)]
     + U pool(h) + c·log σ)``.
 
-    The kNN graph (``k`` neighbours, at most N − 1) of the scaled input points is built without
-    gradient and held fixed, as the Laplacian statistic's is; the score flows through the offsets
-    ``x_j − x_i`` and the features. The linear maps are applied per point before the gather, so the
-    k neighbours cost a gather and a max, not k matrix products.
+    The kNN graph ``idx`` (``k`` neighbours, at most N − 1) of the scaled input points is built once
+    per forward by :class:`SetEnergy`, without gradient, and held fixed as the Laplacian statistic's
+    is; the score flows through the offsets ``x_j − x_i`` and the features. The linear maps are
+    applied per point before the gather, so the k neighbours cost a gather and a max, not k matrix
+    products.
     """
 
     def __init__(self, hidden: int, k: int, pool: str, conditional: bool) -> None:
         super().__init__()
         if k < 1:
             raise ValueError(f"edge blocks need k >= 1 neighbours, got {k}")
-        self.k = k
+        self.neighbours = k
         self.pool, width = POOLS[pool]
         self.center = nn.Linear(hidden, hidden)
         self.neighbour = nn.Linear(hidden, hidden, bias=False)
@@ -87,8 +90,7 @@ class EdgeBlock(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.act = nn.SiLU()
 
-    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor) -> Tensor:
-        idx = knn_indices(points, min(self.k, points.shape[1] - 1))
+    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor, idx: Tensor | None) -> Tensor:
         nb = self.neighbour(h)
         edge = gather_neighbours(nb, idx) - nb.unsqueeze(2)
         edge = edge + self.offset(gather_neighbours(points, idx) - points.unsqueeze(2))
@@ -147,8 +149,10 @@ class SetEnergy(EnergyModel):
         else:
             points = feats = x / self.data_std
         h = self.lift(feats)
+        k = max((block.neighbours for block in self.blocks), default=0)
+        idx = knn_indices(points, min(k, points.shape[1] - 1)) if k else None  # one graph for every block
         for block in self.blocks:
-            h = block(h, log_sigma, points)
+            h = block(h, log_sigma, points, idx)
         e = self.head(h).squeeze(-1).sum(1)
         return e / sigma if self.noise_conditional else e
 
