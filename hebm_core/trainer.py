@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import math
 import os
 import random
@@ -388,8 +389,9 @@ class Trainer:
 
     Attributes: ``model`` (the plain model, never the DDP wrapper), ``objective``, ``optimizer``,
     ``ema`` (an ``AveragedModel`` or ``None``), ``step``, ``device``, ``rank``, ``world_size``,
-    ``train_model`` (the DDP wrapper or ``None``), ``checkpoint_path`` and ``metrics_path`` (``None``
-    without ``out_dir``), ``last_metrics``.
+    ``train_model`` (the DDP wrapper, which ``fit`` drops when it ends; else ``None``),
+    ``checkpoint_path`` and ``metrics_path`` (``None`` without ``out_dir``), ``last_metrics``.
+    Calling ``fit`` again (e.g. after raising ``config.steps``) continues the same run.
 
     Under DDP the objective runs inside DDP's forward on the plain model (see :class:`_DistributedLoss`):
     double backward through a DDP-wrapped energy does not reduce gradients correctly.
@@ -454,16 +456,34 @@ class Trainer:
         if config.ema_decay is not None:
             self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
 
-        self.train_model: nn.Module | None = None  # the DDP wrapper, when distributed
-        if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
+        self.train_model: nn.Module | None = self._wrap_ddp() if self.world_size > 1 else None
 
-            objective_params = list(self.optimizer.param_groups[-1]["params"]) if self._has_objective_params else []
-            self.train_model = DistributedDataParallel(
-                _DistributedLoss(self.model, self.objective, objective_params),
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True,
-            )
+    def _wrap_ddp(self) -> nn.Module:
+        """The DDP wrapper of model and objective (it broadcasts rank 0's parameters when built)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        objective_params = list(self.optimizer.param_groups[-1]["params"]) if self._has_objective_params else []
+        return DistributedDataParallel(
+            _DistributedLoss(self.model, self.objective, objective_params),
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+
+    def _end_distributed(self, completed: bool) -> None:
+        """Drop the DDP wrapper, then (after a clean run, all ranks together) release the process group.
+
+        The wrapper's reducer holds the process group: left alive, the group would be torn down at
+        interpreter exit, where gloo can abort the process. The barrier keeps a fast rank from closing
+        its connections while a slower one is still talking; it is skipped after an error, which
+        other ranks may never reach.
+        """
+        if self.train_model is None:
+            return
+        self.train_model = None
+        gc.collect()
+        if completed and dist.is_initialized():
+            dist.barrier()
+        self._release_process_group()
 
     def _release_process_group(self) -> None:
         if self._owns_process_group and dist.is_initialized():
@@ -728,7 +748,10 @@ class Trainer:
         """
         cfg = self.config
         log = writer = bar = None
+        completed = False
         t0 = time.perf_counter()
+        if self.world_size > 1 and self.train_model is None:  # a later fit of the same trainer
+            self.train_model = self._wrap_ddp()
         try:
             ckpt: Path | None = None
             if isinstance(resume, (str, os.PathLike)):
@@ -740,7 +763,8 @@ class Trainer:
             elif network_from is not None:
                 ckpt = Path(network_from)
                 self._restore_base(ckpt)
-            resumed_step = self.step if ckpt is not None else None
+            # a checkpoint, or this trainer's own earlier fit: keep the metrics logged up to here
+            resumed_step = self.step if ckpt is not None or self.step > 0 else None
             first_step = self.step
             if self.is_main and self.out_dir is not None and self.step < cfg.steps:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -775,6 +799,7 @@ class Trainer:
                     self.save_checkpoint(elapsed_s=self._elapsed_before + time.perf_counter() - t0)
             if self._saved_step != self.step:  # e.g. steps=0 on a fresh run: still leave a checkpoint
                 self.save_checkpoint(elapsed_s=self._elapsed_before + time.perf_counter() - t0)
+            completed = True
         finally:
             if bar is not None:
                 bar.close()
@@ -782,6 +807,7 @@ class Trainer:
                 log.close()
             if writer is not None:
                 writer.close()
+            self._end_distributed(completed)
             self._release_process_group()
 
         wall = time.perf_counter() - t0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import weakref
 from pathlib import Path
 
 import torch
@@ -54,7 +55,9 @@ def grad_check(out: Path, rank: int, result: dict) -> None:
     """One DDP step's gradient equals the single-process gradient of the same global batch (float64)."""
     data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     t = Trainer(make_model(data).double(), ExactScoreMatching(), data, config(steps=1, grad_clip=None, ema_decay=None))
+    wrapper = weakref.ref(t.train_model)
     t.fit()
+    result["ddp_wrapper_released"] = t.train_model is None and wrapper() is None
     result["trainer_world_size"] = t.world_size
     result["group_destroyed"] = not dist.is_initialized()
     ddp_grads = {n: p.grad for n, p in t.model.named_parameters() if p.grad is not None}
@@ -79,7 +82,10 @@ def train_check(out: Path, rank: int, result: dict) -> None:
     data = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)) * 0.5 + 1.0
 
     # NCE: the learned log Z is an objective parameter and must stay in sync like the model's
-    t = Trainer(make_model(data), NoiseContrastiveEstimation(), data, config(steps=6, checkpoint_every=3), out / "nce")
+    # fit twice (4 steps, then on to 6): the second fit wraps the model in DDP again
+    t = Trainer(make_model(data), NoiseContrastiveEstimation(), data, config(steps=4, checkpoint_every=3), out / "nce")
+    t.fit()
+    t.config.steps = 6
     summary = t.fit()
     result["nce_summary"] = {k: summary[k] for k in ("steps", "final_metrics", "eta", "device", "world_size")}
     torch.save(states(t), out / f"nce_rank{rank}.pt")
@@ -97,6 +103,7 @@ def train_check(out: Path, rank: int, result: dict) -> None:
     torch.save(states(straight), out / f"straight_rank{rank}.pt")
     torch.save(states(resumed), out / f"resumed_rank{rank}.pt")
     result["shared_group_kept"] = dist.is_initialized()
+    dist.barrier()  # no rank closes its connections while another still uses them
     dist.destroy_process_group()
 
 

@@ -27,7 +27,8 @@ pytestmark = [
 
 def launch(mode: str, out: Path) -> list[dict]:
     """Run the worker in ``mode`` on 2 local processes; returns each rank's result."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # faulthandler: a crash inside torch.distributed prints each rank's Python stack into the failure message
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONFAULTHANDLER": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         str(WORKER), mode, str(out),
@@ -47,6 +48,7 @@ def test_ddp_gradient_equals_single_process_gradient_of_the_global_batch(tmp_pat
         assert res["grad_max_abs_diff"] < 1e-12
         assert res["local_shard_grad_diff"] > 1e-4  # a rank's own shard gradient is different: DDP really reduced
         assert res["group_destroyed"]  # the trainer created the process group, so it destroyed it
+        assert res["ddp_wrapper_released"]  # and dropped the DDP wrapper, whose reducer holds the group
 
 
 def test_ddp_training_keeps_ranks_in_sync_and_resumes_exactly(tmp_path):
@@ -79,5 +81,6 @@ def test_ddp_training_keeps_ranks_in_sync_and_resumes_exactly(tmp_path):
         assert sorted(p.name for p in (tmp_path / run).iterdir()) == ["checkpoint.pt", "metrics.csv"]
     ckpt = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and len(ckpt["rank_states"]) == 2
-    with open(tmp_path / "resumed" / "metrics.csv", newline="") as f:
-        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
+    for run in ("nce", "resumed"):  # NCE was fitted twice (to 4, then to 6); PCD resumed from step 3
+        with open(tmp_path / run / "metrics.csv", newline="") as f:
+            assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]

@@ -172,6 +172,18 @@ def test_resume_flag_without_checkpoint_starts_fresh_and_finished_run_is_a_no_op
     assert len(read_rows(tmp_path / "metrics.csv")) == 2
 
 
+def test_fitting_the_same_trainer_again_continues_its_run_and_keeps_its_metrics(tmp_path):
+    """fit to 10, raise steps, fit to 20: the rows of steps 1-10 stay, the state equals a straight 20-step run."""
+    t = Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=10, log_every=1), out_dir=tmp_path / "a")
+    t.fit()
+    t.config.steps = 20
+    assert t.fit()["steps"] == 20
+    assert [int(r["step"]) for r in read_rows(tmp_path / "a" / "metrics.csv")] == list(range(1, 21))
+    straight = Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=20, log_every=1), tmp_path / "b")
+    straight.fit()
+    assert_state_equal(straight.model.state_dict(), t.model.state_dict())
+
+
 def test_resuming_with_changed_options_warns_only_when_they_matter(tmp_path):
     Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=10), out_dir=tmp_path).fit()
     with pytest.warns(UserWarning, match=r"changed train options \(eta_lr None -> 0.5\)"):
