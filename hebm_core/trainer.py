@@ -824,6 +824,7 @@ class Trainer:
         }
         if self.ema is not None and hasattr(self.ema.module, "eta_report"):
             result["eta_ema"] = self.ema.module.eta_report()
+        self._elapsed_before += wall  # a later fit of this trainer continues the run's training time
         return result
 
 

@@ -173,11 +173,13 @@ def test_resume_flag_without_checkpoint_starts_fresh_and_finished_run_is_a_no_op
 
 
 def test_fitting_the_same_trainer_again_continues_its_run_and_keeps_its_metrics(tmp_path):
-    """fit to 10, raise steps, fit to 20: the rows of steps 1-10 stay, the state equals a straight 20-step run."""
+    """fit to 10, raise steps, fit to 20: rows 1-10 and their time stay; the state equals a straight 20-step run."""
     t = Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=10, log_every=1), out_dir=tmp_path / "a")
-    t.fit()
+    first = t.fit()
     t.config.steps = 20
-    assert t.fit()["steps"] == 20
+    second = t.fit()
+    assert second["steps"] == 20
+    assert second["total_train_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"])
     assert [int(r["step"]) for r in read_rows(tmp_path / "a" / "metrics.csv")] == list(range(1, 21))
     straight = Trainer(make_model(), OBJECTIVES["dsm"][0](), DATA, make_config(steps=20, log_every=1), tmp_path / "b")
     straight.fit()
