@@ -477,12 +477,11 @@ class Trainer:
         its connections while a slower one is still talking; it is skipped after an error, which
         other ranks may never reach.
         """
-        if self.train_model is None:
-            return
-        self.train_model = None
-        gc.collect()
-        if completed and dist.is_initialized():
-            dist.barrier()
+        if self.train_model is not None:
+            self.train_model = None
+            gc.collect()
+            if completed and dist.is_initialized():
+                dist.barrier()
         self._release_process_group()
 
     def _release_process_group(self) -> None:
@@ -808,7 +807,6 @@ class Trainer:
             if writer is not None:
                 writer.close()
             self._end_distributed(completed)
-            self._release_process_group()
 
         wall = time.perf_counter() - t0
         done = self.step - first_step

@@ -47,6 +47,8 @@ POOLS: dict[str, tuple[Callable[[Tensor], Tensor], int]] = {
 class EquivariantBlock(nn.Module):
     """``h_i ← h_i + W₂ SiLU(W₁ h_i + U pool(h) + c·log σ)``: permutation-equivariant, residual."""
 
+    neighbours = 0  # needs no kNN graph
+
     def __init__(self, hidden: int, pool: str, conditional: bool) -> None:
         super().__init__()
         self.pool, width = POOLS[pool]
@@ -56,17 +58,19 @@ class EquivariantBlock(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.act = nn.SiLU()
 
-    neighbours = 0  # needs no kNN graph
+    def _point_term(self, h: Tensor, points: Tensor, idx: Tensor | None) -> Tensor:
+        """What each point contributes from itself (and, in subclasses, its neighbourhood)."""
+        return self.local(h)
 
     def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor, idx: Tensor | None) -> Tensor:
-        z = self.local(h) + self.glob(self.pool(h)).unsqueeze(1)
+        z = self._point_term(h, points, idx) + self.glob(self.pool(h)).unsqueeze(1)
         if self.cond is not None and log_sigma is not None:
             z = z + self.cond(log_sigma.view(-1, 1, 1))
         return h + self.out(self.act(z))
 
 
-class EdgeBlock(nn.Module):
-    """EdgeConv plus context: ``h_i ← h_i + W₂ SiLU(max_{j∈kNN(i)} [A h_i + B(h_j − h_i) + C(x_j − x_i)]
+class EdgeBlock(EquivariantBlock):
+    """EdgeConv plus context: ``h_i ← h_i + W₂ SiLU(W₁ h_i + max_{j∈kNN(i)} [B(h_j − h_i) + C(x_j − x_i)]
     + U pool(h) + c·log σ)``.
 
     The kNN graph ``idx`` (``k`` neighbours, at most N − 1) of the scaled input points is built once
@@ -77,27 +81,18 @@ class EdgeBlock(nn.Module):
     """
 
     def __init__(self, hidden: int, k: int, pool: str, conditional: bool) -> None:
-        super().__init__()
         if k < 1:
             raise ValueError(f"edge blocks need k >= 1 neighbours, got {k}")
+        super().__init__(hidden, pool, conditional)
         self.neighbours = k
-        self.pool, width = POOLS[pool]
-        self.center = nn.Linear(hidden, hidden)
         self.neighbour = nn.Linear(hidden, hidden, bias=False)
         self.offset = nn.Linear(3, hidden, bias=False)
-        self.glob = nn.Linear(width * hidden, hidden, bias=False)
-        self.cond = nn.Linear(1, hidden, bias=False) if conditional else None
-        self.out = nn.Linear(hidden, hidden)
-        self.act = nn.SiLU()
 
-    def forward(self, h: Tensor, log_sigma: Tensor | None, points: Tensor, idx: Tensor | None) -> Tensor:
+    def _point_term(self, h: Tensor, points: Tensor, idx: Tensor | None) -> Tensor:
         nb = self.neighbour(h)
         edge = gather_neighbours(nb, idx) - nb.unsqueeze(2)
         edge = edge + self.offset(gather_neighbours(points, idx) - points.unsqueeze(2))
-        z = edge.amax(2) + self.center(h) + self.glob(self.pool(h)).unsqueeze(1)
-        if self.cond is not None and log_sigma is not None:
-            z = z + self.cond(log_sigma.view(-1, 1, 1))
-        return h + self.out(self.act(z))
+        return self.local(h) + edge.amax(2)
 
 
 #: block name -> factory(hidden, conditional, pool, k)
