@@ -391,7 +391,9 @@ class Trainer:
     ``ema`` (an ``AveragedModel`` or ``None``), ``step``, ``device``, ``rank``, ``world_size``,
     ``train_model`` (the DDP wrapper, which ``fit`` drops when it ends; else ``None``),
     ``checkpoint_path`` and ``metrics_path`` (``None`` without ``out_dir``), ``last_metrics``.
-    Calling ``fit`` again (e.g. after raising ``config.steps``) continues the same run.
+    Calling ``fit`` again (e.g. after raising ``config.steps``) continues the same run; under DDP only
+    when the caller created the process group (a group the trainer created is released by ``fit``:
+    re-creating it under torchrun can hang).
 
     Under DDP the objective runs inside DDP's forward on the plain model (see :class:`_DistributedLoss`):
     double backward through a DDP-wrapped energy does not reduce gradients correctly.
@@ -750,6 +752,11 @@ class Trainer:
         completed = False
         t0 = time.perf_counter()
         if self.world_size > 1 and self.train_model is None:  # a later fit of the same trainer
+            if not dist.is_initialized():
+                raise RuntimeError(
+                    "this trainer created the process group and released it when its first fit ended; to fit "
+                    "again under DDP, call torch.distributed.init_process_group before building the Trainer"
+                )
             self.train_model = self._wrap_ddp()
         try:
             ckpt: Path | None = None

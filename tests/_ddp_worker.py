@@ -75,6 +75,14 @@ def grad_check(out: Path, rank: int, result: dict) -> None:
     result["local_shard_grad_diff"] = max(
         float((p.grad - ref_grads[n]).abs().max()) for n, p in local.named_parameters() if n in ref_grads
     )
+    # the group this trainer created is gone, so a second fit under DDP must say so, not fail inside DDP
+    t.config.steps = 3
+    try:
+        t.fit()
+        result["refit_error"] = None
+    except RuntimeError as err:
+        result["refit_error"] = str(err)
+    result["refit_step"] = t.step
 
 
 def train_check(out: Path, rank: int, result: dict) -> None:

@@ -49,6 +49,7 @@ def test_ddp_gradient_equals_single_process_gradient_of_the_global_batch(tmp_pat
         assert res["local_shard_grad_diff"] > 1e-4  # a rank's own shard gradient is different: DDP really reduced
         assert res["group_destroyed"]  # the trainer created the process group, so it destroyed it
         assert res["ddp_wrapper_released"]  # and dropped the DDP wrapper, whose reducer holds the group
+        assert "init_process_group before building the Trainer" in res["refit_error"] and res["refit_step"] == 1
 
 
 def test_ddp_training_keeps_ranks_in_sync_and_resumes_exactly(tmp_path):
