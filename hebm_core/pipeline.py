@@ -670,7 +670,8 @@ def calibrate_eta(
     (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
     ``max_data`` training samples (a seeded random subset, since datasets may be sorted, as QM9 is
     by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
-    led to it and whether it was kept; the model ends with the best η.
+    led to it and whether it was kept; the model ends with the best η (a warning says so when no
+    step was kept, so η is still its starting value).
     """
     step_rule = lookup(CALIBRATION_METHODS, method, "calibration method")
     stats = model.statistics
@@ -738,6 +739,13 @@ def calibrate_eta(
         step, kind = step_rule(Progress(first, best, other, kept, lr, max_growth, state))
         set_eta(best.eta + step)
     set_eta(best.eta)
+    if rounds and best is first:
+        warnings.warn(
+            f"η calibration kept none of its {rounds} steps (every try diverged or had a larger "
+            f"standardised gap than the start's, {first.size:.3g}): η stays at its starting value; "
+            "lower [hybrid] calibrate_lr or raise calibrate_rounds",
+            stacklevel=2,
+        )
     return history
 
 

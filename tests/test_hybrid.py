@@ -1,6 +1,7 @@
 """The hybrid energy: sign convention, score decomposition, moment matching and η calibration."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -204,6 +205,27 @@ def test_calibrate_eta_matches_the_data_moments():
     assert torch.allclose(torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64), data_mean, atol=0.08)
 
 
+def test_calibration_warns_when_it_keeps_no_step():
+    """A rate of 8 steps T = x eight times too far (the gap grows from m to 7m): with one round that step
+    is undone and nothing else is tried, so η stays 0 and a warning says so; one more round's secant
+    lands on the answer without a warning."""
+    from hebm_core import pipeline
+
+    comps = toy_gaussian(
+        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 2000}
+    )
+    with pytest.warns(UserWarning, match="kept none of its 1 steps"):
+        history = pipeline.calibrate_eta(comps.model, comps, rounds=1, n=2000, lr=8.0)
+    assert [h["kept"] for h in history] == [True, False]
+    assert comps.model.eta_report()["identity"] == [0.0, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = pipeline.calibrate_eta(comps.model, comps, rounds=2, n=2000, lr=8.0)
+    assert [h["kept"] for h in history] == [True, False, True]
+    eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
+    assert torch.allclose(eta, comps.bundle.train.double().mean(0), atol=0.1)
+
+
 def test_calibrate_eta_is_scale_free_across_components():
     """Components on scales 100 apart: Newton's first step divides by each one's variance, so both
     land on the data's moments in the same rounds (η·c = data mean for T = c·x on a N(0, I) base)."""
@@ -295,13 +317,15 @@ def test_median_of_means_ignores_a_few_wild_rows():
 
 def test_calibration_survives_a_diverging_round():
     """T = x² with η > 1/2 makes exp(−x²/2 + η x²) improper and Langevin blow up: that round is
-    undone (recorded as diverged) and the next tries back off, instead of aborting the run."""
+    undone (recorded as diverged) and the next tries back off, instead of aborting the run. None of
+    the three tries beats the start here, which the calibration warns of."""
     from hebm_core import pipeline
 
     comps = toy_gaussian(
         ["square"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 2000}
     )
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
+    with pytest.warns(UserWarning, match="kept none of its 3 steps"):
+        history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
     assert "diverged" in history[1] and not history[1]["kept"]
     assert history[2]["step"] == "backtrack"
     eta = torch.tensor(comps.model.eta_report()["square"])
