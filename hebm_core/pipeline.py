@@ -670,8 +670,8 @@ def calibrate_eta(
     (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
     ``max_data`` training samples (a seeded random subset, since datasets may be sorted, as QM9 is
     by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
-    led to it and whether it was kept; the model ends with the best η (a warning says so when no
-    step was kept, so η is still its starting value).
+    led to it and whether it was kept; the model ends with the best η (the starting one, with a
+    warning, when no step was kept).
     """
     step_rule = lookup(CALIBRATION_METHODS, method, "calibration method")
     stats = model.statistics
