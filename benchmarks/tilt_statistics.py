@@ -6,10 +6,10 @@ this script loads ``vanilla/checkpoint.pt``, wraps its (EMA) network in a ``Hybr
 each ``--try`` set of statistics, fits η by the run's own moment matching (its ``[hybrid]
 calibrate_*``), draws the run's samples with the run's sampler and seed, and evaluates them with the
 run's metrics. The vanilla samples are evaluated again with every tried statistic, so every ΔT
-has a vanilla side. The report has, per try, the per-seed metrics, η and calibration history (with
-``calibration_kept_steps``: at 0 no step was kept, so the tilt is the vanilla model), and the
-summary of ``compare_seeds.py`` (means, paired difference ± SE, seeds on which the tilt is no
-worse); each tilt's samples are saved as ``<run>/tilts/<name>.pt``.
+has a vanilla side. The report has, per try, the per-seed metrics, η and calibration history (a
+tilt none of whose rounds after the first was ``kept`` is the vanilla model), and the summary of
+``compare_seeds.py`` (means, paired difference ± SE, seeds on which the tilt is no worse); each
+tilt's samples are saved as ``<run>/tilts/<name>.pt``.
 
     python benchmarks/tilt_statistics.py --runs runs/seeds_tilt/seed0 runs/seeds_tilt/seed1 \\
         --try laplacian_shape,size --try spacing --out benchmarks/results/pc_tilts.json
@@ -91,12 +91,7 @@ def tilt(
     history = pipeline.calibrate_configured(model, comps)
     calib_s = time.perf_counter() - t0
     samples, _ = pipeline.draw_samples(model, comps)
-    info = {
-        "eta": model.eta_report(),
-        "calibration": history,
-        "calibration_kept_steps": sum(bool(h["kept"]) for h in history[1:]),
-        "calibration_s": round(calib_s, 1),
-    }
+    info = {"eta": model.eta_report(), "calibration": history, "calibration_s": round(calib_s, 1)}
     return pipeline.evaluate(samples, comps), info, samples
 
 

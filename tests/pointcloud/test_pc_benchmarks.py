@@ -45,7 +45,7 @@ def test_tilt_statistics_reproduces_the_compare_hybrid_and_reuses_its_tilts(comp
         assert per_seed[key]["vanilla"] == pytest.approx(cmp["metrics"][key]["vanilla"]), key
         assert per_seed[key]["hybrid"] == pytest.approx(cmp["metrics"][key]["hybrid"]), key
     assert rep["runs"][str(run)]["eta"] == pytest.approx(cmp["eta"])
-    assert rep["runs"][str(run)]["calibration_kept_steps"] == 1 and cmp["eta"]["size"] != 0
+    assert [h["kept"] for h in rep["runs"][str(run)]["calibration"]] == [True, True] and cmp["eta"]["size"] != 0
     saved = run / "tilts" / "size.pt"
     stamp = saved.stat().st_mtime_ns
 
