@@ -57,19 +57,26 @@ def _mpl_grid(clouds: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+# Post-processing (tone mapping) is off so that colours and the white background come out exactly;
+# points are coloured by height with matplotlib's "winter" ramp, as in the matplotlib pictures.
 _O3D_SCRIPT = """
 import sys, numpy as np
 from hebm_pointcloud._open3d import open3d
 o3d = open3d(); r = o3d.visualization.rendering
 out, size, files = sys.argv[1], 256, sys.argv[2:]
 ren = r.OffscreenRenderer(size, size)
-mat = r.MaterialRecord(); mat.shader = "defaultUnlit"; mat.point_size = 2.0
+ren.scene.view.set_post_processing(False)
+ren.scene.set_background([1, 1, 1, 1])
+view = np.array([1.2, 0.9, 1.8]); view *= 1.05 / np.sin(np.radians(15.0)) / np.linalg.norm(view)
 tiles = []
 for f in files:
-    pc = o3d.io.read_point_cloud(f); p = np.asarray(pc.points)
-    pc.colors = o3d.utility.Vector3dVector(np.tile([0.2, 0.4, 0.8], (len(p), 1)))
-    ren.scene.clear_geometry(); ren.scene.set_background([1, 1, 1, 1]); ren.scene.add_geometry("pc", pc, mat)
-    c = p.mean(0); ren.setup_camera(60.0, c, c + np.array([1.2, 0.9, 1.8]) * np.abs(p - c).max(), [0, 1, 0])
+    pc = o3d.io.read_point_cloud(f); p = np.asarray(pc.points); c = p.mean(0)
+    rad = np.linalg.norm(p - c, axis=1).max() or 1.0
+    h = 0.5 + 0.5 * (p[:, 1] - c[1]) / rad
+    pc.colors = o3d.utility.Vector3dVector(np.stack([np.zeros_like(h), h, 1 - 0.5 * h], 1))
+    mat = r.MaterialRecord(); mat.shader = "defaultUnlit"; mat.point_size = 2.0 if len(p) > 1500 else 3.0
+    ren.scene.clear_geometry(); ren.scene.add_geometry("pc", pc, mat)
+    ren.setup_camera(30.0, c, c + view * rad, [0, 1, 0])  # the bounding sphere fills the 30° view
     tiles.append(np.asarray(ren.render_to_image()))
 cols = min(4, len(tiles)); rows = -(-len(tiles) // cols)
 grid = np.full((rows * size, cols * size, 3), 255, np.uint8)
@@ -142,7 +149,11 @@ def write_samples(samples: Tensor, out_dir: str | Path, bundle: DataBundle | Non
         except RuntimeError as exc:
             warnings.warn(f"{fname}: no picture written ({exc})", stacklevel=2)
     if "open3d" not in order:
-        warnings.warn("no Vulkan loader found: pictures drawn with matplotlib, not Open3D", stacklevel=2)
+        warnings.warn(
+            "no Vulkan loader found: pictures drawn with matplotlib, not Open3D "
+            "(Debian/Ubuntu: apt-get install libvulkan1 mesa-vulkan-drivers)",
+            stacklevel=2,
+        )
     for tmp in out.glob(".render_*.ply"):
         tmp.unlink()
     return written
