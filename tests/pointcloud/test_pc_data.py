@@ -22,6 +22,10 @@ def test_onet_layout_by_name_and_id_with_global_normalisation():
     assert both.train.reshape(-1, 3).mean(0).abs().max() < 0.05 and abs(both.train.std().item() - 1) < 0.05
     assert len(both.info["files_sha256"]) == 64 and "protocol" in both.info
     assert set(both.info["test_ids"]).isdisjoint({"x"}) and len(both.info["test_ids"]) == 10
+    # each cloud's class, in order: a training shape's copies follow it
+    labels = both.extras["labels"]
+    assert labels["train"] == ["bench"] * 30 + ["table"] * 30 and labels["test"] == ["bench"] * 5 + ["table"] * 5
+    assert [p.split("/")[0] for p in both.info["test_ids"]] == ["02828884"] * 5 + ["04379243"] * 5
 
 
 @pytest.mark.parametrize(("name", "check"), [("unit_sphere", "radius"), ("bbox", "box")])

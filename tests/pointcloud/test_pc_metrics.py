@@ -2,7 +2,9 @@
 
 import pytest
 import torch
-from hebm_pointcloud.metrics import PointFlowMetrics, mmd_cov, one_nna, one_nna_sides
+from hebm_pointcloud.data import primitives
+from hebm_pointcloud.geometry import chamfer_matrix
+from hebm_pointcloud.metrics import PointFlowMetrics, class_shares, mmd_cov, one_nna, one_nna_sides, pointflow
 
 
 def _family(n, shift, seed, points=64):
@@ -56,3 +58,33 @@ def test_mmd_cov_and_1nna_by_hand():
     tight = torch.tensor([[0.0, 0.05], [0.05, 0.0]])
     assert one_nna_sides(tight, d, rr) == pytest.approx((1.0, 0.0))
     assert one_nna(tight, d, rr) == pytest.approx(2 / 5)
+
+
+def test_class_shares_follow_the_nearest_reference_class():
+    # reference: 6 clouds near 0 ("near") and 2 near 5 ("far"); generated: 3 near 5, 1 near 0
+    ref = torch.cat([_family(6, 0.0, 5), _family(2, 5.0, 6)])
+    labels = ["near"] * 6 + ["far"] * 2
+    gen = torch.cat([_family(3, 5.0, 7), _family(1, 0.0, 8)])
+    assert class_shares(chamfer_matrix(gen, ref), labels) == {"far": (0.75, 0.25), "near": (0.25, 0.75)}
+    m = PointFlowMetrics(use_emd=False, labels=labels)
+    m.update(gen, ref)
+    out = m.compute()  # 4 generated clouds: the reference is cut to its first 4, all "near"
+    assert out["pointflow/class_far_pct"] == 0.0 and out["pointflow/class_near_reference_pct"] == 100.0
+    m = PointFlowMetrics(use_emd=False, labels=labels)
+    m.update(torch.cat([gen, _family(4, 5.0, 9)]), ref)
+    out = m.compute()  # 7 of 8 generated clouds are "far", against 2 of 8 reference clouds
+    assert out["pointflow/class_far_pct"] == 87.5 and out["pointflow/class_far_reference_pct"] == 25.0
+    assert out["pointflow/class_tv_pct"] == pytest.approx(62.5)
+    m = PointFlowMetrics(use_emd=False, labels=labels[:-1])
+    m.update(gen, ref)
+    with pytest.raises(ValueError, match="7 reference labels for 8 reference clouds"):
+        m.compute()
+
+
+def test_primitives_label_their_clouds_and_pointflow_reads_them():
+    bundle = primitives(classes=["box", "torus"], n_train=4, n_test=3, n_points=64)
+    assert bundle.extras["labels"] == {"train": ["box", "torus"] * 2, "test": ["box", "torus", "box"]}
+    m = pointflow([], use_emd=False, bundle=bundle)
+    m.update(bundle.test, bundle.test)
+    out = m.compute()  # the reference against itself: every class at its own share
+    assert out["pointflow/class_box_pct"] == pytest.approx(200 / 3) and out["pointflow/class_tv_pct"] == 0.0

@@ -68,6 +68,9 @@ SYNSETS = {
 }
 _NAMES = {v: k for k, v in SYNSETS.items()}
 
+#: split ("train", "test") -> each cloud's class name, in the split's order
+Labels = dict[str, list[str]]
+
 #: how the metrics are computed; copied into every report through ``DataBundle.info``
 PROTOCOL = {
     "space": "metrics are computed on the normalised clouds of this dataset (see 'normalization'), N points each",
@@ -297,7 +300,7 @@ def _load_shapenet(
     max_shapes: int | None,
     pool_points: int,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], Labels]:
     rootp = Path(root).expanduser()
     if not rootp.is_dir():
         raise FileNotFoundError(f"ShapeNet root not found: {rootp} (set [data] root to the dataset folder)")
@@ -314,12 +317,14 @@ def _load_shapenet(
     lay = LAYOUTS[layout](rootp, test_fraction)
     synsets = resolve_categories(category, lay.synsets())
     files: dict[str, list[Path]] = {"train": [], "test": []}
+    labels: Labels = {"train": [], "test": []}
     per_cat: dict[str, dict[str, int]] = {}
     for s in synsets:
         per_cat[s] = {}
         for split in files:
             got = lay.raw_file_names(s, split)[: max_shapes or None]
             files[split] += got
+            labels[split] += [_NAMES.get(s, s)] * (len(got) * (samples_per_shape if split == "train" else 1))
             per_cat[s][split] = len(got)
         if not per_cat[s]["train"]:
             raise FileNotFoundError(f"{rootp / s}: no {layout} training shapes for category {s} ({_NAMES.get(s, '?')})")
@@ -349,14 +354,16 @@ def _load_shapenet(
     }
     if layout == "mesh":
         info["mesh_sampling"] = f"Open3D Poisson-disk, {pool_points} points per mesh (seeded), then random subsets"
-    return tr, te, info
+    return tr, te, info, labels
 
 
-def _bundle(train: np.ndarray, test: np.ndarray, info: dict[str, Any], name: str) -> DataBundle:
+def _bundle(train: np.ndarray, test: np.ndarray, info: dict[str, Any], name: str, labels: Labels) -> DataBundle:
+    """The bundle; ``extras["labels"]`` holds each cloud's class (split -> names), for per-class metrics."""
     return DataBundle(
         train=torch.from_numpy(train.copy()),
         test=torch.from_numpy(test.copy()) if len(test) else None,
         info={"name": name, **info, "protocol": dict(PROTOCOL)},
+        extras={"labels": {k: list(v) for k, v in labels.items()}},
     )
 
 
@@ -383,7 +390,7 @@ def shapenet(
     if n_points < 2 or samples_per_shape < 1:
         raise ValueError(f"need n_points >= 2 and samples_per_shape >= 1, got {n_points}, {samples_per_shape}")
     cat = (category,) if isinstance(category, str) else tuple(category)
-    tr, te, info = _load_shapenet(
+    tr, te, info, labels = _load_shapenet(
         str(root),
         layout,
         cat,
@@ -395,7 +402,7 @@ def shapenet(
         int(max(pool_points, n_points)),
         int(seed),
     )
-    return _bundle(tr, te, info, "shapenet")
+    return _bundle(tr, te, info, "shapenet", labels)
 
 
 def meshes(root: str, **options: Any) -> DataBundle:
@@ -407,12 +414,12 @@ def meshes(root: str, **options: Any) -> DataBundle:
 @functools.lru_cache(maxsize=4)
 def _load_primitives(
     classes: tuple[str, ...], n_train: int, n_test: int, n_points: int, normalization: str, seed: int
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], Labels]:
     for c in classes:
         if c not in SHAPES:
             raise ValueError(f"unknown primitive shape {c!r}; known: {', '.join(sorted(SHAPES))}")
     clouds: dict[str, list[np.ndarray]] = {}
-    labels: dict[str, list[str]] = {}
+    labels: Labels = {}
     for split, n, s in (("train", n_train, 2 * seed), ("test", n_test, 2 * seed + 1)):
         rng = np.random.default_rng(s)
         labels[split] = [classes[i % len(classes)] for i in range(n)]
@@ -431,7 +438,7 @@ def _load_primitives(
         "sampling": "Open3D Poisson-disk sampling (init_factor 5, seeded), one cloud per shape",
         "normalization": norm,
     }
-    return np.stack(train), np.stack(test) if test else np.empty((0, n_points, 3), np.float32), info
+    return np.stack(train), np.stack(test) if test else np.empty((0, n_points, 3), np.float32), info, labels
 
 
 def primitives(
@@ -450,8 +457,8 @@ def primitives(
     classes = tuple(classes or ("table", "chair"))
     if n_train < 1 or n_test < 0 or n_points < 2:
         raise ValueError(f"need n_train >= 1, n_test >= 0, n_points >= 2, got {n_train}, {n_test}, {n_points}")
-    tr, te, info = _load_primitives(classes, int(n_train), int(n_test), int(n_points), normalization, int(seed))
-    return _bundle(tr, te, info, "primitives")
+    tr, te, info, labels = _load_primitives(classes, int(n_train), int(n_test), int(n_points), normalization, int(seed))
+    return _bundle(tr, te, info, "primitives", labels)
 
 
 #: name -> factory, as the plugin registers them

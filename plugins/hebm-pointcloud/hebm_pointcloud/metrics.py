@@ -10,22 +10,27 @@ Conventions (stated in every report through ``DataBundle.info['protocol']`` and 
 - MMD: mean over reference shapes of the distance to the closest generated shape.
 - COV: share of reference shapes that are the closest reference of at least one generated shape.
 - 1-NNA: accuracy of the leave-one-out 1-nearest-neighbour classifier on generated ∪ reference.
+- Class shares (when the reference clouds' classes are known): each generated cloud takes the class
+  of its Chamfer-nearest reference cloud.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import ot
 import torch
 from torch import Tensor
 
+from hebm_core.data import DataBundle
 from hebm_core.metrics import Metric, StatisticGap
 from hebm_core.statistics import Statistic
 from hebm_pointcloud.geometry import chamfer_matrix, check_clouds
 
-__all__ = ["emd", "emd_matrix", "mmd_cov", "one_nna", "one_nna_sides", "PointFlowMetrics", "METRICS"]
+__all__ = ["emd", "emd_matrix", "mmd_cov", "one_nna", "one_nna_sides", "class_shares", "PointFlowMetrics", "METRICS"]
 
 
 def emd(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
@@ -81,13 +86,30 @@ def one_nna(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> float:
     return (ng * gen + nr * ref) / (ng + nr)
 
 
+def class_shares(
+    d_gen_ref: Tensor, ref_labels: Sequence[str], classes: Sequence[str] = ()
+) -> dict[str, tuple[float, float]]:
+    """Class -> (share of generated clouds, share of reference clouds) over ``ref_labels``' classes and
+    ``classes``; each generated cloud takes its nearest reference cloud's class (rows of ``d_gen_ref``)."""
+    if d_gen_ref.shape[1] != len(ref_labels):
+        raise ValueError(f"{len(ref_labels)} reference labels for {d_gen_ref.shape[1]} reference clouds")
+    nearest = d_gen_ref.argmin(1).tolist()
+    gen = Counter(ref_labels[j] for j in nearest)
+    ref = Counter(ref_labels)
+    return {c: (gen[c] / len(nearest), ref[c] / len(ref_labels)) for c in sorted({*ref, *classes})}
+
+
 class PointFlowMetrics(Metric):
     """MMD/COV/1-NNA under CD and EMD between generated clouds and the reference (test) clouds.
 
     ``emd_points``: points per cloud for EMD (0: all points, exact); ``emd_check_pairs``: pairs on
     which the subsampled EMD is compared with exact full-cloud EMD; ``use_emd``: skip EMD entirely;
     ``max_shapes``: cap on each set. Keys are ``pointflow/<metric>`` (MMD raw, COV and 1-NNA in %;
-    1-NNA also per side, ``1nna_<cd|emd>_generated_pct`` and ``_reference_pct``).
+    1-NNA also per side, ``1nna_<cd|emd>_generated_pct`` and ``_reference_pct``). With
+    ``labels`` (the reference clouds' classes) each generated cloud takes the class of its
+    Chamfer-nearest reference cloud: ``class_<name>_pct`` and ``class_<name>_reference_pct`` are
+    the two sets' class shares and ``class_tv_pct`` their total-variation distance. A model
+    whose samples miss a class's share shows it there, where 1-NNA only rises.
     """
 
     name = "pointflow"
@@ -99,14 +121,16 @@ class PointFlowMetrics(Metric):
         use_emd: bool = True,
         max_shapes: int | None = None,
         seed: int = 0,
+        labels: Sequence[str] | None = None,
     ) -> None:
         self.emd_points, self.emd_check_pairs, self.use_emd = int(emd_points), int(emd_check_pairs), bool(use_emd)
         self.max_shapes, self.seed = max_shapes, int(seed)
+        self.labels = list(labels) if labels is not None else None
         self._gen: list[Tensor] = []
         self._ref: list[Tensor] = []
 
     def reset(self) -> None:
-        self.__init__(self.emd_points, self.emd_check_pairs, self.use_emd, self.max_shapes, self.seed)
+        self.__init__(self.emd_points, self.emd_check_pairs, self.use_emd, self.max_shapes, self.seed, self.labels)
 
     def update(self, samples: Tensor, reference: Tensor | None = None) -> None:
         self._gen.append(check_clouds(samples, "generated clouds").detach().float().cpu())
@@ -124,6 +148,8 @@ class PointFlowMetrics(Metric):
             raise RuntimeError("PointFlowMetrics needs both generated samples and reference clouds")
         ref = torch.cat(self._ref)
         gen = torch.cat(self._gen)
+        if self.labels is not None and len(self.labels) != len(ref):
+            raise ValueError(f"{len(self.labels)} reference labels for {len(ref)} reference clouds")
         n = min(len(gen), len(ref), self.max_shapes or len(ref))
         gen, ref = gen[:n], ref[:n]
         if not torch.isfinite(gen).all():
@@ -148,6 +174,12 @@ class PointFlowMetrics(Metric):
             out[f"pointflow/1nna_{kind}_pct"] = 100 * (gen_side + ref_side) / 2  # both sets hold n shapes
             out[f"pointflow/1nna_{kind}_generated_pct"] = 100 * gen_side
             out[f"pointflow/1nna_{kind}_reference_pct"] = 100 * ref_side
+        if self.labels is not None:
+            shares = class_shares(dists["cd"][0], self.labels[:n], self.labels)
+            for c, (g_share, r_share) in shares.items():
+                out[f"pointflow/class_{c}_pct"] = 100 * g_share
+                out[f"pointflow/class_{c}_reference_pct"] = 100 * r_share
+            out["pointflow/class_tv_pct"] = 50 * sum(abs(g - r) for g, r in shares.values())
         return out
 
     def _emd_error(self, gen: Tensor, ref: Tensor, gs: Tensor, rs: Tensor, sub: Tensor) -> dict[str, float]:
@@ -175,9 +207,12 @@ def pointflow(
     use_emd: bool = True,
     max_shapes: int | None = None,
     seed: int = 0,
+    bundle: DataBundle | None = None,
 ) -> PointFlowMetrics:
-    """MMD/COV/1-NNA (CD and EMD), PointFlow's protocol."""
-    return PointFlowMetrics(emd_points, emd_check_pairs, use_emd, max_shapes, seed)
+    """MMD/COV/1-NNA (CD and EMD), PointFlow's protocol; class shares where ``bundle`` labels its clouds."""
+    labels = (bundle.extras.get("labels") or {}) if bundle is not None else {}
+    ref_labels = labels.get("test") if bundle is not None and bundle.test is not None else labels.get("train")
+    return PointFlowMetrics(emd_points, emd_check_pairs, use_emd, max_shapes, seed, ref_labels or None)
 
 
 def delta_t(statistics: list[Statistic]) -> Metric:
