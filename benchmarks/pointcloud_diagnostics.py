@@ -10,6 +10,9 @@ shapes and each model's samples:
   nearest other sample, test → nearest other test shape. 1-NNA compares the last two kinds with
   the first two, so a set that tightens faster than it approaches the data scores worse;
 - ``one_nna_cd_sides``: 1-NNA-CD's accuracy on the samples and on the test shapes apart;
+- ``classes`` (when the dataset labels its clouds): per class, its share of the test shapes and of
+  each model's samples (a sample takes its Chamfer-nearest test shape's class), and the share of
+  that class's samples whose nearest other cloud is a sample (1-NNA-CD's sample side, by class);
 - per evaluated statistic: mean T on the training and the test shapes (with the test mean's
   standard error), T's spread over clouds (``sd``: test shapes and each model's samples) and
   the train/test gap as a share of the vanilla ΔT. ΔT is measured against the test
@@ -42,7 +45,7 @@ from typing import Any
 
 import torch
 from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian, laplacian_vectors
-from hebm_pointcloud.metrics import one_nna_sides
+from hebm_pointcloud.metrics import class_shares, one_nna_sides
 from hebm_pointcloud.statistics import size_statistic
 
 from hebm_core.pipeline import _statistics, environment, evaluate, load_run, write_json
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "one_nna_cd_sides": {},
         "statistics": {},
     }
+    ref_labels = comps.bundle.extras.get("labels", {}).get("test" if comps.bundle.test is not None else "train")
+    if ref_labels:
+        report["classes"] = {}
     for side, s in samples.items():
         d_gr, d_gg = chamfer_matrix(s, ref), chamfer_matrix(s, s)
         report["chamfer_nearest"][side] = {
@@ -162,6 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         }
         gen, test = one_nna_sides(d_gg, d_gr, d_rr)
         report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
+        if ref_labels:
+            cls = [ref_labels[j] for j in d_gr.argmin(1).tolist()]
+            by_sample = (d_gg + torch.diag(torch.full((len(s),), float("inf")))).amin(1) < d_gr.amin(1)
+            report["classes"][side] = {
+                c: {
+                    "samples_pct": 100 * g_share,
+                    "test_pct": 100 * r_share,
+                    "nearest_is_sample_pct": 100 * float(by_sample[[k == c for k in cls]].float().mean())
+                    if c in cls
+                    else None,
+                }
+                for c, (g_share, r_share) in class_shares(d_gr, ref_labels).items()
+            }
     compare = json.loads((run / "compare.json").read_text())
     extra = [
         t
@@ -219,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             report["jitter"][str(sigma)] = {k: v for k, v in evaluate(noisy, comps).items() if not k.endswith("_s")}
             write_json(args.out, report)
     write_json(args.out, report)
-    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "statistics", "smoothing_control", "jitter")
+    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "classes", "statistics", "smoothing_control")
+    keys += ("jitter",)
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=1))
     return 0
 

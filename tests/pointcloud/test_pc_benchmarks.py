@@ -111,6 +111,13 @@ def test_pointcloud_diagnostics_controls(compared, tmp_path):
         assert (sides["samples_pct"] + sides["test_pct"]) / 2 == pytest.approx(
             cmp["metrics"]["pointflow/1nna_cd_pct"][side]
         )
+        # the class shares agree with the metric's, and the by-class sample side averages to the whole
+        classes = rep["classes"][side]
+        for c, row in classes.items():
+            assert row["samples_pct"] == pytest.approx(cmp["metrics"][f"pointflow/class_{c}_pct"][side])
+            assert row["test_pct"] == 50.0  # box, cylinder, box, ... over 8 test shapes
+        by_class = sum(r["samples_pct"] * (r["nearest_is_sample_pct"] or 0) for r in classes.values()) / 100
+        assert by_class == pytest.approx(sides["samples_pct"])
     control = rep["smoothing_control"]
     vanilla_t = cmp["metrics"]["model_t/laplacian"]["vanilla"]
     if control["lambda"] > 0:
