@@ -63,3 +63,17 @@ def test_without_vulkan_open3d_fails_clearly_and_matplotlib_draws(tmp_path, monk
     with pytest.warns(UserWarning, match="matplotlib, not Open3D"):
         written = render.write_samples(torch.from_numpy(clouds).float(), tmp_path / "out")
     assert any(w.endswith("samples.png") for w in written)
+
+
+def test_a_failing_open3d_falls_back_to_matplotlib_with_a_warning(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("driver crashed")
+
+    monkeypatch.setattr(render, "vulkan_available", lambda: True)
+    monkeypatch.setitem(render.RENDERERS, "open3d", broken)
+    with pytest.warns(UserWarning, match=r"samples.png: rendered with matplotlib \(open3d failed\)"):
+        written = render.write_samples(torch.from_numpy(_sphere(128)[None]).float(), tmp_path)
+    assert str(tmp_path / "samples.png") in written and (tmp_path / "samples.png").exists()
+    with pytest.raises(RuntimeError, match="open3d: driver crashed; matplotlib: "):
+        monkeypatch.setitem(render.RENDERERS, "matplotlib", broken)
+        render.render_grid(_sphere(64)[None], tmp_path / "x.png", "t")
