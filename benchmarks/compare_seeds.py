@@ -41,6 +41,8 @@ SKIP = (
     "model_t/",
     "train_t/",
     "_se/",
+    "/class_pct/",  # a class's share is better neither way (their distance, class_tv_pct, is)
+    "/class_reference_pct/",
 )
 
 
@@ -48,16 +50,9 @@ def higher_is_better(key: str) -> bool:
     return any(s in key for s in HIGHER_IS_BETTER)
 
 
-def is_quality_metric(key: str) -> bool:
-    """Not bookkeeping, and better one way: a class's share is neither (its distance ``class_tv`` is)."""
-    if any(s in key for s in SKIP):
-        return False
-    return "/class_" not in key or key.endswith("/class_tv_pct")
-
-
 def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Mean/sd per side, paired difference with its standard error, and seeds where hybrid ≥ vanilla."""
-    keys = sorted({k for rep in per_seed.values() for k in rep["metrics"] if is_quality_metric(k)})
+    keys = sorted({k for rep in per_seed.values() for k in rep["metrics"] if not any(s in k for s in SKIP)})
     out: dict[str, Any] = {}
     for key in keys:
         pairs = [

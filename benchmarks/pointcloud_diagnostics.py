@@ -238,8 +238,16 @@ def main(argv: list[str] | None = None) -> int:
             report["jitter"][str(sigma)] = {k: v for k, v in evaluate(noisy, comps).items() if not k.endswith("_s")}
             write_json(args.out, report)
     write_json(args.out, report)
-    keys = ("radius", "nn_point", "chamfer_nearest", "one_nna_cd_sides", "classes", "statistics", "smoothing_control")
-    keys += ("jitter",)
+    keys = (
+        "radius",
+        "nn_point",
+        "chamfer_nearest",
+        "one_nna_cd_sides",
+        "classes",
+        "statistics",
+        "smoothing_control",
+        "jitter",
+    )
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=1))
     return 0
 

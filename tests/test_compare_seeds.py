@@ -18,7 +18,7 @@ def test_summary_means_paired_difference_and_direction():
                 "pointflow/mmd_cd": {"vanilla": 1.0, "hybrid": 0.8},
                 "pointflow/cov_cd_pct": {"vanilla": 20.0, "hybrid": 30.0},
                 "pointflow/cd_time_s": {"vanilla": 1.0, "hybrid": 2.0},
-                "pointflow/class_chair_pct": {"vanilla": 20.0, "hybrid": 30.0},
+                "pointflow/class_pct/chair": {"vanilla": 20.0, "hybrid": 30.0},
                 "pointflow/class_tv_pct": {"vanilla": 30.0, "hybrid": 20.0},
             }
         },
@@ -37,7 +37,7 @@ def test_summary_means_paired_difference_and_direction():
     }
     s = mod.summarise(per_seed)
     assert "pointflow/cd_time_s" not in s  # bookkeeping, not a quality metric
-    assert "pointflow/class_chair_pct" not in s  # a class's share is better neither way; its distance is
+    assert "pointflow/class_pct/chair" not in s  # a class's share is better neither way; its distance is
     assert not s["pointflow/class_tv_pct"]["higher_is_better"] and s["pointflow/class_tv_pct"]["seeds"] == 1
     mmd, cov = s["pointflow/mmd_cd"], s["pointflow/cov_cd_pct"]
     assert not mmd["higher_is_better"] and cov["higher_is_better"]

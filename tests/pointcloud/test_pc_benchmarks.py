@@ -114,7 +114,7 @@ def test_pointcloud_diagnostics_controls(compared, tmp_path):
         # the class shares agree with the metric's, and the by-class sample side averages to the whole
         classes = rep["classes"][side]
         for c, row in classes.items():
-            assert row["samples_pct"] == pytest.approx(cmp["metrics"][f"pointflow/class_{c}_pct"][side])
+            assert row["samples_pct"] == pytest.approx(cmp["metrics"][f"pointflow/class_pct/{c}"][side])
             assert row["test_pct"] == 50.0  # box, cylinder, box, ... over 8 test shapes
         by_class = sum(r["samples_pct"] * (r["nearest_is_sample_pct"] or 0) for r in classes.values()) / 100
         assert by_class == pytest.approx(sides["samples_pct"])

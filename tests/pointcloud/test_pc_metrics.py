@@ -69,11 +69,11 @@ def test_class_shares_follow_the_nearest_reference_class():
     m = PointFlowMetrics(use_emd=False, labels=labels)
     m.update(gen, ref)
     out = m.compute()  # 4 generated clouds: the reference is cut to its first 4, all "near"
-    assert out["pointflow/class_far_pct"] == 0.0 and out["pointflow/class_near_reference_pct"] == 100.0
+    assert out["pointflow/class_pct/far"] == 0.0 and out["pointflow/class_reference_pct/near"] == 100.0
     m = PointFlowMetrics(use_emd=False, labels=labels)
     m.update(torch.cat([gen, _family(4, 5.0, 9)]), ref)
     out = m.compute()  # 7 of 8 generated clouds are "far", against 2 of 8 reference clouds
-    assert out["pointflow/class_far_pct"] == 87.5 and out["pointflow/class_far_reference_pct"] == 25.0
+    assert out["pointflow/class_pct/far"] == 87.5 and out["pointflow/class_reference_pct/far"] == 25.0
     assert out["pointflow/class_tv_pct"] == pytest.approx(62.5)
     m = PointFlowMetrics(use_emd=False, labels=labels[:-1])
     m.update(gen, ref)
@@ -87,4 +87,4 @@ def test_primitives_label_their_clouds_and_pointflow_reads_them():
     m = pointflow([], use_emd=False, bundle=bundle)
     m.update(bundle.test, bundle.test)
     out = m.compute()  # the reference against itself: every class at its own share
-    assert out["pointflow/class_box_pct"] == pytest.approx(200 / 3) and out["pointflow/class_tv_pct"] == 0.0
+    assert out["pointflow/class_pct/box"] == pytest.approx(200 / 3) and out["pointflow/class_tv_pct"] == 0.0

@@ -107,7 +107,7 @@ class PointFlowMetrics(Metric):
     ``max_shapes``: cap on each set. Keys are ``pointflow/<metric>`` (MMD raw, COV and 1-NNA in %;
     1-NNA also per side, ``1nna_<cd|emd>_generated_pct`` and ``_reference_pct``). With
     ``labels`` (the reference clouds' classes) each generated cloud takes the class of its
-    Chamfer-nearest reference cloud: ``class_<name>_pct`` and ``class_<name>_reference_pct`` are
+    Chamfer-nearest reference cloud: ``class_pct/<name>`` and ``class_reference_pct/<name>`` are
     the two sets' class shares and ``class_tv_pct`` their total-variation distance. A model
     whose samples miss a class's share shows it there, where 1-NNA only rises.
     """
@@ -177,8 +177,8 @@ class PointFlowMetrics(Metric):
         if self.labels is not None:
             shares = class_shares(dists["cd"][0], self.labels[:n], self.labels)
             for c, (g_share, r_share) in shares.items():
-                out[f"pointflow/class_{c}_pct"] = 100 * g_share
-                out[f"pointflow/class_{c}_reference_pct"] = 100 * r_share
+                out[f"pointflow/class_pct/{c}"] = 100 * g_share
+                out[f"pointflow/class_reference_pct/{c}"] = 100 * r_share
             out["pointflow/class_tv_pct"] = 50 * sum(abs(g - r) for g, r in shares.values())
         return out
 
