@@ -58,7 +58,7 @@ def _mpl_grid(clouds: np.ndarray, path: Path, title: str) -> None:
 
 
 # Post-processing (tone mapping) is off so that colours and the white background come out exactly;
-# points are coloured by height with matplotlib's "winter" ramp, as in the matplotlib pictures.
+# points are coloured by height (y, as ShapeNet is y-up) along matplotlib's "winter" ramp, blue low, green high.
 _O3D_SCRIPT = """
 import sys, numpy as np
 from hebm_pointcloud._open3d import open3d
