@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian, laplacian_vectors
-from hebm_pointcloud.metrics import class_shares, one_nna_sides
+from hebm_pointcloud.metrics import class_shares, nearest_classes, one_nna_hits, one_nna_sides
 from hebm_pointcloud.statistics import size_statistic
 
 from hebm_core.pipeline import _statistics, environment, evaluate, load_run, write_json
@@ -169,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         gen, test = one_nna_sides(d_gg, d_gr, d_rr)
         report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
         if ref_labels:
-            cls = [ref_labels[j] for j in d_gr.argmin(1).tolist()]
-            by_sample = (d_gg + torch.diag(torch.full((len(s),), float("inf")))).amin(1) < d_gr.amin(1)
+            cls = nearest_classes(d_gr, ref_labels)
+            caught = one_nna_hits(d_gg, d_gr, d_rr)[: len(s)]  # a sample whose nearest cloud is a sample
             report["classes"][side] = {
                 c: {
                     "samples_pct": 100 * g_share,
                     "test_pct": 100 * r_share,
-                    "nearest_is_sample_pct": 100 * float(by_sample[[k == c for k in cls]].float().mean())
+                    "nearest_is_sample_pct": 100 * float(caught[[k == c for k in cls]].float().mean())
                     if c in cls
                     else None,
                 }

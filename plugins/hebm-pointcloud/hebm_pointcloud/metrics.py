@@ -30,7 +30,18 @@ from hebm_core.metrics import Metric, StatisticGap
 from hebm_core.statistics import Statistic
 from hebm_pointcloud.geometry import chamfer_matrix, check_clouds
 
-__all__ = ["emd", "emd_matrix", "mmd_cov", "one_nna", "one_nna_sides", "class_shares", "PointFlowMetrics", "METRICS"]
+__all__ = [
+    "emd",
+    "emd_matrix",
+    "mmd_cov",
+    "one_nna",
+    "one_nna_sides",
+    "one_nna_hits",
+    "nearest_classes",
+    "class_shares",
+    "PointFlowMetrics",
+    "METRICS",
+]
 
 
 def emd(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
@@ -64,6 +75,15 @@ def mmd_cov(d_gen_ref: Tensor) -> tuple[float, float]:
     return float(mmd), float(cov)
 
 
+def one_nna_hits(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> Tensor:
+    """Per shape (generated first, then reference): is its leave-one-out nearest neighbour of its own set?"""
+    ng, nr = d_gr.shape
+    full = torch.cat([torch.cat([d_gg, d_gr], 1), torch.cat([d_gr.T, d_rr], 1)], 0).clone()
+    full.fill_diagonal_(float("inf"))
+    label = torch.cat([torch.ones(ng), torch.zeros(nr)])
+    return label[full.argmin(1)] == label
+
+
 def one_nna_sides(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> tuple[float, float]:
     """Leave-one-out 1-NN accuracy (fractions) on the generated shapes and on the reference shapes.
 
@@ -71,11 +91,8 @@ def one_nna_sides(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> tuple[float, floa
     its nearest neighbour is another generated one (the samples resemble each other more than the
     data), a reference shape when its nearest is another reference (the samples miss it).
     """
-    ng, nr = d_gr.shape
-    full = torch.cat([torch.cat([d_gg, d_gr], 1), torch.cat([d_gr.T, d_rr], 1)], 0).clone()
-    full.fill_diagonal_(float("inf"))
-    label = torch.cat([torch.ones(ng), torch.zeros(nr)])
-    right = label[full.argmin(1)] == label
+    right = one_nna_hits(d_gg, d_gr, d_rr)
+    ng = d_gr.shape[0]
     return float(right[:ng].double().mean()), float(right[ng:].double().mean())
 
 
@@ -86,17 +103,22 @@ def one_nna(d_gg: Tensor, d_gr: Tensor, d_rr: Tensor) -> float:
     return (ng * gen + nr * ref) / (ng + nr)
 
 
+def nearest_classes(d_gen_ref: Tensor, ref_labels: Sequence[str]) -> list[str]:
+    """Each generated cloud's class: that of its nearest reference cloud (rows of ``d_gen_ref``)."""
+    if d_gen_ref.shape[1] != len(ref_labels):
+        raise ValueError(f"{len(ref_labels)} reference labels for {d_gen_ref.shape[1]} reference clouds")
+    return [ref_labels[j] for j in d_gen_ref.argmin(1).tolist()]
+
+
 def class_shares(
     d_gen_ref: Tensor, ref_labels: Sequence[str], classes: Sequence[str] = ()
 ) -> dict[str, tuple[float, float]]:
     """Class -> (share of generated clouds, share of reference clouds) over ``ref_labels``' classes and
-    ``classes``; each generated cloud takes its nearest reference cloud's class (rows of ``d_gen_ref``)."""
-    if d_gen_ref.shape[1] != len(ref_labels):
-        raise ValueError(f"{len(ref_labels)} reference labels for {d_gen_ref.shape[1]} reference clouds")
-    nearest = d_gen_ref.argmin(1).tolist()
-    gen = Counter(ref_labels[j] for j in nearest)
+    ``classes``; generated clouds are classed by :func:`nearest_classes`."""
+    gen = Counter(nearest_classes(d_gen_ref, ref_labels))
     ref = Counter(ref_labels)
-    return {c: (gen[c] / len(nearest), ref[c] / len(ref_labels)) for c in sorted({*ref, *classes})}
+    n = d_gen_ref.shape[0]
+    return {c: (gen[c] / n, ref[c] / len(ref_labels)) for c in sorted({*ref, *classes})}
 
 
 class PointFlowMetrics(Metric):
