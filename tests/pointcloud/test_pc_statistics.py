@@ -197,7 +197,7 @@ def test_inertia_known_value_axes_translation_and_size():
 def test_d2_known_values_all_pairs_and_gradient():
     import math
 
-    from hebm_pointcloud.statistics import STATISTICS, d2_statistic
+    from hebm_pointcloud.statistics import STATISTICS, _partners, d2_statistic
 
     stat = d2_statistic(bins=4, max_distance=2.0)  # centres 0.25, 0.75, 1.25, 1.75; bandwidth 0.5
     assert STATISTICS["d2"] is d2_statistic and stat.dim == 4 and stat.centres == [0.25, 0.75, 1.25, 1.75]
@@ -217,5 +217,16 @@ def test_d2_known_values_all_pairs_and_gradient():
     assert far[:, 2:].sum() > stat(y)[:, 2:].sum()
     y.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda z: stat(z), (y[:1],), eps=1e-7)
+    # its hand-written backward is differentiable again (score matching differentiates the score)
+    small = d2_statistic(bins=3, max_distance=2.0, partners=4)
+    assert torch.autograd.gradgradcheck(lambda z: small(z), (y[:2, :9].detach().clone().requires_grad_(),))
+    # and the gradient of a weighted sum is that of the plain formula (what autograd alone gives)
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    part = d2_statistic(bins=4, partners=7)
+    dist = ((y[:, :, None] - y[:, _partners(40, 7, y.device)]).pow(2).sum(-1) + 1e-12).sqrt()
+    plain = torch.stack([torch.exp(-((dist - c) ** 2) / (2 * 0.25)).mean((1, 2)) for c in stat.centres], -1)
+    g_plain = torch.autograd.grad((plain @ w).sum(), y)[0]
+    g_fused = torch.autograd.grad((part(y) @ w).sum(), y)[0]
+    assert torch.allclose(g_fused, g_plain, rtol=1e-10, atol=1e-14)
     with pytest.raises(ValueError, match="d2: need bins >= 1"):
         d2_statistic(bins=0)

@@ -1,7 +1,8 @@
 """Point-cloud geometry in plain torch (no pytorch3d): kNN graphs, Chamfer distances, Laplacians.
 
 Everything is batched over clouds ``[B, N, 3]``, device-agnostic, and chunked so that the
-``[chunk, N, M]`` distance blocks stay within ``max_elements`` numbers on CPU and CUDA alike.
+``[chunk, N, M]`` distance blocks stay within ``max_elements`` numbers: small blocks that stay in
+cache on CPU, large ones on CUDA.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ __all__ = ["check_clouds", "knn_indices", "laplacian", "laplacian_vectors", "cha
 
 #: distance-block budget (numbers) per chunk: 2**25 floats = 128 MiB
 MAX_ELEMENTS = 2**25
+#: the budget on CPU: 2**18 floats = 1 MiB, so the top-k and min passes read their block from
+#: cache (timed against 128 MiB blocks by benchmarks/statistic_speed.py)
+CPU_ELEMENTS = 2**18
 
 
 def check_clouds(x: Tensor, what: str = "point clouds") -> Tensor:
@@ -26,26 +30,46 @@ def check_clouds(x: Tensor, what: str = "point clouds") -> Tensor:
     return x
 
 
-def _chunk(n_rows: int, per_row: int, max_elements: int) -> int:
+def _chunk(n_rows: int, per_row: int, max_elements: int | None, device: torch.device) -> int:
+    if max_elements is None:
+        max_elements = CPU_ELEMENTS if device.type == "cpu" else MAX_ELEMENTS
     return max(1, min(n_rows, max_elements // max(per_row, 1)))
 
 
+def _sq_distances(a: Tensor, b: Tensor, row_norms: bool = True) -> Tensor:
+    """Squared distances ``[..., N, M]`` as ``‖a‖² + ‖b‖² − 2·a·b`` (one batched product, no square
+    roots), after moving each pair by ``a``'s centroid so that an offset costs no precision.
+    ``row_norms=False`` leaves out ``‖a_i‖²``, constant along a row, for callers that only rank
+    a row's entries."""
+    o = a.mean(-2, keepdim=True)
+    a, b = a - o, b - o
+    base = b.pow(2).sum(-1).unsqueeze(-2).expand(*a.shape[:-1], b.shape[-2])
+    if row_norms:
+        base = base + a.pow(2).sum(-1).unsqueeze(-1)
+    d = torch.baddbmm(base, a, b.transpose(-1, -2), alpha=-2)
+    return d.clamp_min_(0) if row_norms else d
+
+
 @torch.no_grad()
-def knn_indices(x: Tensor, k: int, max_elements: int = MAX_ELEMENTS) -> Tensor:
-    """Indices ``[B, N, k]`` of each point's ``k`` nearest other points (itself excluded), by cdist + topk.
+def knn_indices(x: Tensor, k: int, max_elements: int | None = None) -> Tensor:
+    """Indices ``[B, N, k]`` of each point's ``k`` nearest other points (itself excluded), sorted
+    nearest first.
 
     Computed without gradient: callers hold the graph fixed and differentiate through the gathered
-    coordinates only.
+    coordinates only. Ranks by squared distances from one batched product of the centred clouds
+    rather than by ``cdist``, which also takes square roots and, uncentred, loses the neighbours
+    of a cloud far from the origin. Blocks hold at most ``max_elements`` numbers (default:
+    :data:`CPU_ELEMENTS` on CPU, which keeps the top-k pass in cache, :data:`MAX_ELEMENTS` elsewhere).
     """
     x = check_clouds(x)
     b, n, _ = x.shape
     if not 1 <= k < n:
         raise ValueError(f"kNN needs 1 <= k < number of points, got k={k} for {n} points")
     out = torch.empty(b, n, k, dtype=torch.long, device=x.device)
-    step = _chunk(b, n * n, max_elements)
+    step = _chunk(b, n * n, max_elements, x.device)
     for s in range(0, b, step):
         xb = x[s : s + step].detach()
-        d = torch.cdist(xb, xb)
+        d = _sq_distances(xb, xb, row_norms=False)
         d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
         out[s : s + step] = d.topk(k, dim=-1, largest=False).indices
     return out
@@ -77,11 +101,11 @@ def laplacian(x: Tensor, k: int = 8, idx: Tensor | None = None) -> Tensor:
 
 def _nn_sq(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Squared nearest-neighbour distances a→b ``[..., N]`` and b→a ``[..., M]`` for paired batches."""
-    d = torch.cdist(a, b).pow(2)
+    d = _sq_distances(a, b)
     return d.min(-1).values, d.min(-2).values
 
 
-def chamfer(a: Tensor, b: Tensor, max_elements: int = MAX_ELEMENTS) -> Tensor:
+def chamfer(a: Tensor, b: Tensor, max_elements: int | None = None) -> Tensor:
     """Chamfer distance of paired clouds ``a[i]``, ``b[i]`` (PointFlow convention), shape ``[B]``.
 
     ``CD(A, B) = mean_{a∈A} min_b ‖a−b‖² + mean_{b∈B} min_a ‖a−b‖²`` (squared Euclidean, each
@@ -91,7 +115,7 @@ def chamfer(a: Tensor, b: Tensor, max_elements: int = MAX_ELEMENTS) -> Tensor:
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"chamfer pairs clouds: batch sizes {a.shape[0]} and {b.shape[0]} differ")
     out = []
-    step = _chunk(a.shape[0], a.shape[1] * b.shape[1], max_elements)
+    step = _chunk(a.shape[0], a.shape[1] * b.shape[1], max_elements, a.device)
     for s in range(0, a.shape[0], step):
         da, db = _nn_sq(a[s : s + step], b[s : s + step])
         out.append(da.mean(-1) + db.mean(-1))
@@ -99,13 +123,13 @@ def chamfer(a: Tensor, b: Tensor, max_elements: int = MAX_ELEMENTS) -> Tensor:
 
 
 @torch.no_grad()
-def chamfer_matrix(a: Tensor, b: Tensor, max_elements: int = MAX_ELEMENTS) -> Tensor:
+def chamfer_matrix(a: Tensor, b: Tensor, max_elements: int | None = None) -> Tensor:
     """All-pairs Chamfer distances ``[len(a), len(b)]`` (see :func:`chamfer`), computed in blocks."""
     a, b = check_clouds(a), check_clouds(b)
     na, nb = a.shape[0], b.shape[0]
     out = torch.empty(na, nb, dtype=torch.float64, device=a.device)
     per_pair = a.shape[1] * b.shape[1]
-    cols = _chunk(nb, per_pair, max_elements)
+    cols = _chunk(nb, per_pair, max_elements, a.device)
     for i in range(na):
         for s in range(0, nb, cols):
             bb = b[s : s + cols]
