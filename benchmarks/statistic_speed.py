@@ -129,9 +129,18 @@ def measure(case: str, device: torch.device, repeats: int) -> dict:
     for name, (fast, plain) in parts.items():
         if name == "knn_k8":
             new_fn, old_fn = plain
-            same = (new_fn().sort(-1).values == old_fn().sort(-1).values).float().mean().item()
+            ref = old_fn().sort(-1).values
+            far = x + torch.tensor([1000.0, -1000.0, 500.0], device=device)  # the same clouds far from the origin
+
+            def same(idx: Tensor, ref: Tensor = ref) -> float:
+                return (idx.sort(-1).values == ref).float().mean().item()
+
             fns = {"plugin": new_fn, "plain": old_fn}
-            check = {"same_neighbour_fraction": same}
+            check = {
+                "same_neighbour_fraction": same(new_fn()),
+                "far_from_origin_same_fraction_plugin": same(knn_indices(far, 8)),
+                "far_from_origin_same_fraction_plain": same(plain_knn(far, 8)),
+            }
         elif plain is None:
             fns = {"plugin": lambda f=fast: _score(f, x)}
             check = {}

@@ -136,3 +136,17 @@ def test_pointcloud_diagnostics_controls(compared, tmp_path):
     test = torch.load(run / "vanilla" / "samples.pt", weights_only=True)
     assert stats["model_mean"]["vanilla"][0] == pytest.approx(cmp["metrics"]["model_t/laplacian"]["vanilla"])
     assert len(stats["sd"]["test"]) == 1 and test.shape[0] == TINY["sampler"]["n_samples"]
+
+
+def test_statistic_speed_report_checks_agreement(tmp_path, monkeypatch):
+    """benchmarks/statistic_speed.py on tiny clouds: the plugin's kernels agree with the plain formulas."""
+    mod = load_benchmark("statistic_speed")
+    monkeypatch.setattr(mod, "CASES", {"tiny": (4, 48, 8, 1)})
+    out = tmp_path / "speed.json"
+    assert mod.main(["--cases", "tiny", "--repeats", "1", "--device", "cpu", "--out", str(out)]) == 0
+    parts = json.loads(out.read_text())["results"]["tiny"]["parts"]
+    assert parts["knn_k8"]["same_neighbour_fraction"] == 1.0
+    assert parts["knn_k8"]["far_from_origin_same_fraction_plugin"] > 0.99
+    for name in ("laplacian_shape", "d2", "hybrid_energy"):
+        assert parts[name]["max_rel_gradient_diff"] < 1e-5 and parts[name]["speedup"] > 0
+    assert parts["chamfer_matrix_32x64"]["max_abs_value_diff"] < 1e-5
