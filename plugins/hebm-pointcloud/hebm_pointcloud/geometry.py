@@ -37,8 +37,9 @@ def _chunk(n_rows: int, per_row: int, max_elements: int | None, device: torch.de
 
 
 def _sq_distances(a: Tensor, b: Tensor, row_norms: bool = True) -> Tensor:
-    """Squared distances ``[..., N, M]`` as ``‖a‖² + ‖b‖² − 2·a·b`` (one batched product, no square
-    roots), after moving each pair by ``a``'s centroid so that an offset costs no precision.
+    """Squared distances ``[B, N, M]`` between ``a`` ``[B, N, 3]`` and ``b`` ``[B, M, 3]`` as
+    ``‖a‖² + ‖b‖² − 2·a·b`` (one batched product, no square roots), after moving each pair by
+    ``a``'s centroid so that an offset costs no precision.
     ``row_norms=False`` leaves out ``‖a_i‖²``, constant along a row, for callers that only rank
     a row's entries."""
     o = a.mean(-2, keepdim=True)
