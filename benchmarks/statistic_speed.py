@@ -4,8 +4,9 @@ A sampling or calibration step of a point-cloud hybrid evaluates the set network
 statistic, forward and backward. This times each part on the shipped configs' batches, in one
 run, side by side with the plain formulas the plugin used before (``cdist`` + ``topk`` for the
 kNN graph, autograd through the Gaussian kernels for D2, ``cdist`` in 128 MiB blocks for the
-Chamfer matrix), and checks that both give the same values and gradients. Runs alternate in ABBA
-order so that drift in machine load hits both alike; the report keeps every repeat and the medians.
+Chamfer matrix, exact EMD matrices (POT) on one thread rather than ``torch.get_num_threads()``),
+and checks that both give the same values and gradients. Runs alternate in ABBA order so that
+drift in machine load hits both alike; the report keeps every repeat and the medians.
 
     python benchmarks/statistic_speed.py --out benchmarks/results/statistic_speed.json
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 from hebm_pointcloud.geometry import MAX_ELEMENTS, chamfer_matrix, gather_neighbours, knn_indices
+from hebm_pointcloud.metrics import emd_matrix
 from hebm_pointcloud.model import SetEnergy
 from hebm_pointcloud.statistics import _constant, _partners, d2_statistic, shape_laplacian_statistic, size_statistic
 from torch import Tensor
@@ -171,6 +173,21 @@ def measure(case: str, device: torch.device, repeats: int) -> dict:
         "median_plain_s": med["plain"],
         "speedup": med["plain"] / med["plugin"],
         "max_abs_value_diff": diff,
+    }
+    # exact EMD (POT) on 12 x 12 clouds of this case's size: one thread against torch's threads
+    threads = torch.get_num_threads()
+    e1, e2 = x[:12].cpu(), x[12:24].cpu()
+    fns = {"plugin": lambda: emd_matrix(e1, e2), "plain": lambda: emd_matrix(e1, e2, workers=1)}
+    times = paired_times(fns, 2, torch.device("cpu"))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out["emd_matrix_12x12"] = {
+        "plugin_s": times["plugin"],
+        "plain_s": times["plain"],
+        "median_plugin_s": med["plugin"],
+        "median_plain_s": med["plain"],
+        "speedup": med["plain"] / med["plugin"],
+        "threads": threads,
+        "identical": bool(torch.equal(emd_matrix(e1, e2), emd_matrix(e1, e2, workers=1))),
     }
     return {"clouds": b, "points": n, "hidden": hidden, "depth": depth, "parts": out}
 

@@ -54,6 +54,15 @@ def test_emd_matrix_symmetric_and_zero_diagonal():
     assert m[0, 1].item() == pytest.approx(emd(x[0], x[1]))
 
 
+def test_emd_matrix_threads_give_the_serial_answer():
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(7, 16, 3, generator=g), torch.rand(5, 16, 3, generator=g)
+    serial, cross = emd_matrix(x, workers=1), emd_matrix(x, y, workers=1)
+    assert serial[2, 5].item() == pytest.approx(emd(x[2], x[5]))
+    assert cross[6, 4].item() == pytest.approx(emd(x[6], y[4]))
+    assert torch.equal(emd_matrix(x, workers=3), serial) and torch.equal(emd_matrix(x, y, workers=3), cross)
+
+
 def test_knn_excludes_self_and_is_sorted():
     x = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]]])
     idx = knn_indices(x, 2)

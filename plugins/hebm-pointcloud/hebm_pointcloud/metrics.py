@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import ot
@@ -54,17 +55,31 @@ def emd(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
     return float(ot.emd2(np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b)), cost, numItermax=10_000_000))
 
 
-def emd_matrix(a: Tensor, b: Tensor | None = None) -> Tensor:
-    """All-pairs exact EMD ``[len(a), len(b)]``; ``b=None``: the symmetric matrix of ``a`` (upper triangle solved)."""
+def emd_matrix(a: Tensor, b: Tensor | None = None, workers: int | None = None) -> Tensor:
+    """All-pairs exact EMD ``[len(a), len(b)]``; ``b=None``: the symmetric matrix of ``a`` (upper triangle solved).
+
+    Rows are solved by ``workers`` threads (default: ``torch.get_num_threads()``, so
+    ``OMP_NUM_THREADS`` sets it): POT's network simplex releases the GIL, and on 2,048 points one
+    pair costs ~0.5 s, so a PointFlow evaluation of 256 shapes needs ~10⁵ pairs.
+    """
     a = check_clouds(a).detach().cpu().double().numpy()
     sym = b is None
     bb = a if sym else check_clouds(b).detach().cpu().double().numpy()
     out = np.zeros((len(a), len(bb)))
-    for i in range(len(a)):
+
+    def row(i: int) -> None:
         for j in range(i + 1 if sym else 0, len(bb)):
             out[i, j] = emd(a[i], bb[j])
-            if sym:
-                out[j, i] = out[i, j]
+
+    workers = max(1, workers or torch.get_num_threads())
+    if workers == 1 or len(a) < 2:
+        for i in range(len(a)):
+            row(i)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(row, range(len(a))))
+    if sym:
+        out = np.triu(out, 1) + np.triu(out, 1).T
     return torch.from_numpy(out)
 
 
