@@ -104,6 +104,16 @@ def paired_times(fns: dict[str, Callable[[], object]], repeats: int, device: tor
     return times
 
 
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict:
+    """:func:`paired_times` as a report row: every time, the medians and plain/plugin."""
+    times = paired_times(fns, repeats, device)
+    row: dict = {f"{k}_s": v for k, v in times.items()}
+    row |= {f"median_{k}_s": statistics.median(v) for k, v in times.items()}
+    if "plain" in times:
+        row["speedup"] = row["median_plain_s"] / row["median_plugin_s"]
+    return row
+
+
 def measure(case: str, device: torch.device, repeats: int) -> dict:
     b, n, hidden, depth = CASES[case]
     g = torch.Generator().manual_seed(0)
@@ -154,39 +164,17 @@ def measure(case: str, device: torch.device, repeats: int) -> dict:
                 "max_rel_gradient_diff": (g1 - g0).abs().max().item() / scale,
             }
             fns = {"plugin": lambda f=fast: _score(f, x), "plain": lambda f=plain: _score(f, x)}
-        times = paired_times(fns, repeats, device)
-        row = {f"{k}_s": v for k, v in times.items()}
-        row |= {f"median_{k}_s": statistics.median(v) for k, v in times.items()}
-        if "plain" in times:
-            row["speedup"] = row["median_plain_s"] / row["median_plugin_s"]
-        out[name] = row | check
+        out[name] = timed(fns, repeats, device) | check
     # the metrics' Chamfer matrix: 32 x 64 clouds of this case's size (PointFlow's MMD/COV/1-NNA)
     a, c = x[:32].contiguous(), x[: min(64, b)].flip(1).contiguous()
     diff = (chamfer_matrix(a, c) - plain_chamfer_matrix(a, c)).abs().max().item()
     fns = {"plugin": lambda: chamfer_matrix(a, c), "plain": lambda: plain_chamfer_matrix(a, c)}
-    times = paired_times(fns, 2, device)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    out["chamfer_matrix_32x64"] = {
-        "plugin_s": times["plugin"],
-        "plain_s": times["plain"],
-        "median_plugin_s": med["plugin"],
-        "median_plain_s": med["plain"],
-        "speedup": med["plain"] / med["plugin"],
-        "max_abs_value_diff": diff,
-    }
-    # exact EMD (POT) on 12 x 12 clouds of this case's size: one thread against torch's threads
-    threads = torch.get_num_threads()
+    out["chamfer_matrix_32x64"] = timed(fns, 2, device) | {"max_abs_value_diff": diff}
+    # exact EMD (POT) on 12 x 12 clouds of this case's size: torch's thread count against one thread
     e1, e2 = x[:12].cpu(), x[12:24].cpu()
     fns = {"plugin": lambda: emd_matrix(e1, e2), "plain": lambda: emd_matrix(e1, e2, workers=1)}
-    times = paired_times(fns, 2, torch.device("cpu"))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    out["emd_matrix_12x12"] = {
-        "plugin_s": times["plugin"],
-        "plain_s": times["plain"],
-        "median_plugin_s": med["plugin"],
-        "median_plain_s": med["plain"],
-        "speedup": med["plain"] / med["plugin"],
-        "threads": threads,
+    out["emd_matrix_12x12"] = timed(fns, 2, torch.device("cpu")) | {
+        "threads": torch.get_num_threads(),
         "identical": bool(torch.equal(emd_matrix(e1, e2), emd_matrix(e1, e2, workers=1))),
     }
     return {"clouds": b, "points": n, "hidden": hidden, "depth": depth, "parts": out}
