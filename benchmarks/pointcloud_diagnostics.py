@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 from hebm_pointcloud.geometry import chamfer_matrix, gather_neighbours, knn_indices, laplacian, laplacian_vectors
-from hebm_pointcloud.metrics import class_shares, nearest_classes, one_nna_hits, one_nna_sides
+from hebm_pointcloud.metrics import class_shares, nearest_classes, one_nna_hits, one_nna_sides, reference_labels
 from hebm_pointcloud.statistics import size_statistic
 
 from hebm_core.pipeline import _statistics, environment, evaluate, load_run, write_json
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "one_nna_cd_sides": {},
         "statistics": {},
     }
-    ref_labels = comps.bundle.extras.get("labels", {}).get("test" if comps.bundle.test is not None else "train")
+    ref_labels = reference_labels(comps.bundle)
     if ref_labels:
         report["classes"] = {}
     for side, s in samples.items():

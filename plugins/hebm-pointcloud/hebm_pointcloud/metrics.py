@@ -40,6 +40,7 @@ __all__ = [
     "one_nna_hits",
     "nearest_classes",
     "class_shares",
+    "reference_labels",
     "PointFlowMetrics",
     "METRICS",
 ]
@@ -78,9 +79,7 @@ def emd_matrix(a: Tensor, b: Tensor | None = None, workers: int | None = None) -
     else:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(row, range(len(a))))
-    if sym:
-        out = np.triu(out, 1) + np.triu(out, 1).T
-    return torch.from_numpy(out)
+    return torch.from_numpy(out + out.T if sym else out)  # symmetric: only the upper triangle was solved
 
 
 def mmd_cov(d_gen_ref: Tensor) -> tuple[float, float]:
@@ -247,9 +246,15 @@ def pointflow(
     bundle: DataBundle | None = None,
 ) -> PointFlowMetrics:
     """MMD/COV/1-NNA (CD and EMD), PointFlow's protocol; class shares where ``bundle`` labels its clouds."""
-    labels = (bundle.extras.get("labels") or {}) if bundle is not None else {}
-    ref_labels = labels.get("test") if bundle is not None and bundle.test is not None else labels.get("train")
-    return PointFlowMetrics(emd_points, emd_check_pairs, use_emd, max_shapes, seed, ref_labels or None)
+    labels = reference_labels(bundle) if bundle is not None else None
+    return PointFlowMetrics(emd_points, emd_check_pairs, use_emd, max_shapes, seed, labels)
+
+
+def reference_labels(bundle: DataBundle) -> list[str] | None:
+    """The classes of the clouds samples are compared with (the test split if there is one, as
+    ``Components.reference``), or ``None`` when the dataset does not label its clouds."""
+    labels = (bundle.extras.get("labels") or {}).get("test" if bundle.test is not None else "train")
+    return list(labels) if labels else None
 
 
 def delta_t(statistics: list[Statistic]) -> Metric:
