@@ -226,7 +226,15 @@ def build(config: Mapping[str, Any], registry: PluginRegistry | None = None) -> 
         sigmas = getattr(objective, "sigmas", None)
         scaled = power or any(powers.values())
         ref = float(sigmas.min()) if scaled and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
-        model = HybridEnergy(base, statistics, example=example, sigma_power=power, sigma_ref=ref, sigma_powers=powers)
+        denoised = bool(cfg.get("hybrid", {}).get("denoised", False))
+        if denoised and not base.noise_conditional:
+            raise ConfigError(
+                f"[hybrid] denoised = true needs a noise-conditional model (x̂ = x + σ² s(x, σ)); "
+                f"model {mname!r} with objective {oname!r} is not"
+            )
+        model = HybridEnergy(
+            base, statistics, example=example, sigma_power=power, sigma_ref=ref, sigma_powers=powers, denoised=denoised
+        )
     return Components(cfg, plugin, bundle, example, statistics, eval_statistics, model, objective)
 
 

@@ -109,6 +109,7 @@ def test_merge_replaces_lists_and_recurses_into_tables():
         ("[hybrid]\nsigma_pow = 2\n", r"\[hybrid\] unknown key 'sigma_pow'; known: sigma_power"),
         ("[hybrid]\nsigma_power = -1\n", r"\[hybrid\] sigma_power must be a number >= 0"),
         ("[hybrid]\ncalibrate_rounds = 1.5\n", r"\[hybrid\] calibrate_rounds must be an integer"),
+        ('[hybrid]\ndenoised = "yes"\n', r"\[hybrid\] denoised must be true or false, got 'yes'"),
     ],
 )
 def test_validation_errors_are_one_clear_line(registry, tmp_path, text, message):
@@ -172,6 +173,13 @@ def test_hybrid_sigma_power_refers_to_the_smallest_training_sigma(registry):
     assert comps.model.sigma_power == 2.0
     assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
     assert pipeline.build(resolve(registry), registry).model.sigma_power == 0.0
+
+
+def test_hybrid_denoised_reaches_the_model(registry):
+    assert pipeline.build(resolve(registry, hybrid={"denoised": True}), registry).model.denoised
+    assert not pipeline.build(resolve(registry), registry).model.denoised
+    with pytest.raises(ConfigError, match="denoised = true needs a noise-conditional model"):
+        pipeline.build(resolve(registry, objective={"name": "ssm"}, hybrid={"denoised": True}), registry)
 
 
 def test_a_statistic_entry_sets_its_own_sigma_power(registry):

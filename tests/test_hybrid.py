@@ -85,6 +85,68 @@ def test_sigma_powers_give_one_statistic_its_own_noise_scaling():
         HybridEnergy(base, [square], example=torch.zeros(1, 2), sigma_powers={"square": -1})
 
 
+class NoisyGaussian(EnergyModel):
+    """N(0, s0² I) convolved with N(0, σ² I): the exact noise-conditional energy of Gaussian data."""
+
+    noise_conditional = True
+
+    def __init__(self, s0: float = 0.5) -> None:
+        super().__init__()
+        self.s0 = s0
+
+    def energy(self, x, sigma=None):
+        var = self.s0**2 + (0.0 if sigma is None else sigma[:, None] ** 2)
+        return 0.5 * (x**2 / var).sum(-1)
+
+
+def test_denoised_statistic_gives_the_tilted_models_noisy_score():
+    """Data N(0, s0²I) tilted by exp(η·x) is N(s0²η, s0²I); its σ-noised score is the base score
+    + s0²η/(s0²+σ²). ``denoised=True`` (T at x̂ = x + σ² s) gives exactly that at every σ, where
+    T on the noisy x adds η at every σ, too much at large σ."""
+    base, s0, eta = NoisyGaussian(0.5), 0.5, torch.tensor([2.0, -1.0])
+    denoised = HybridEnergy(base, [identity], example=torch.zeros(1, 2), denoised=True)
+    plain = HybridEnergy(base, [identity], example=torch.zeros(1, 2))
+    with torch.no_grad():
+        denoised.eta["identity"].copy_(eta)
+        plain.eta["identity"].copy_(eta)
+    x = torch.randn(5, 2)
+    for s in (0.01, 0.5, 3.0):
+        sigma = torch.full((5,), s)
+        exact = base.score(x, sigma) + s0**2 * eta / (s0**2 + s**2)
+        assert torch.allclose(denoised.score(x, sigma), exact, atol=1e-5)
+        assert torch.allclose(denoised.energy(x, sigma), base.energy(x, sigma) - x @ eta * s0**2 / (s0**2 + s**2))
+    assert not torch.allclose(plain.score(x, sigma), exact, atol=0.1)  # σ = 3: the noisy-x term is 10x too strong
+    assert torch.allclose(denoised.energy(x), plain.energy(x))  # no σ: the clean density, T at x
+    assert "denoised=True" in repr(denoised)
+    with pytest.raises(ValueError, match="noise-conditional base"):
+        HybridEnergy(GaussianEnergy(dim=2), [identity], example=torch.zeros(1, 2), denoised=True)
+
+
+def test_denoised_statistic_differentiates_through_the_network():
+    """With a network base, x̂ depends on x through the network's score, so the hybrid score carries
+    the Jacobian (I + σ²∇s)ᵀ∇T(x̂): it matches finite differences of the energy, and η gets a
+    gradient through a score-matching loss (which differentiates the score once more)."""
+    torch.manual_seed(0)
+    base = MLPEnergy(dim=2, hidden=16, noise_conditional=True).double()
+    model = HybridEnergy(base, [square], example=torch.zeros(1, 2, dtype=torch.float64), denoised=True).double()
+    with torch.no_grad():
+        model.eta["square"].copy_(torch.tensor([0.7, -0.3], dtype=torch.float64))
+    x = torch.randn(3, 2, dtype=torch.float64)
+    sigma = torch.full((3,), 0.8, dtype=torch.float64)
+    score = model.score(x, sigma)
+    h = 1e-6
+    for j in range(2):
+        dx = torch.zeros_like(x)
+        dx[:, j] = h
+        fd = -(model.energy(x + dx, sigma) - model.energy(x - dx, sigma)) / (2 * h)
+        assert torch.allclose(score[:, j], fd.detach(), atol=1e-6)
+    naive = base.score(x, sigma) + 2 * model.eta["square"] * (x + 0.64 * base.score(x, sigma))
+    assert not torch.allclose(score, naive.detach(), atol=1e-3)  # the Jacobian term is there
+    loss = DenoisingScoreMatching(sigma_min=0.1, sigma_max=1.0, n_sigmas=3)(model, x).loss
+    loss.backward()
+    assert model.eta["square"].grad is not None and model.eta["square"].grad.abs().sum() > 0
+
+
 def test_positive_eta_raises_the_statistic_under_the_model():
     """With η > 0 on T = x, a standard Gaussian base shifts its mean to +η (exactly, by completing the square)."""
     torch.manual_seed(0)

@@ -150,3 +150,5 @@ def test_statistic_speed_report_checks_agreement(tmp_path, monkeypatch):
     for name in ("laplacian_shape", "d2", "hybrid_energy"):
         assert parts[name]["max_rel_gradient_diff"] < 1e-5 and parts[name]["speedup"] > 0
     assert parts["chamfer_matrix_32x64"]["max_abs_value_diff"] < 1e-5
+    denoised = parts["hybrid_score_denoised"]  # statistics at x̂ = x + σ² s: another score, timed beside
+    assert denoised["max_rel_score_diff"] > 1e-4 and denoised["cost_ratio"] > 0
