@@ -139,14 +139,9 @@ class HybridEnergy(EnergyModel):
 
     def _denoised(self, x: Sample, sigma: Tensor) -> tuple[Tensor, Sample]:
         """The base energy and ``x̂ = x + σ² s_θ(x, σ)``, both differentiable in ``x`` and θ."""
-        with torch.enable_grad():
-            xg = x if all(leaf.requires_grad for leaf in tree.state_leaves(x)) else tree.with_grad(x)
-            e = self.base.energy(xg, sigma)
-            leaves = tree.state_leaves(xg)
-            grads = iter(torch.autograd.grad(-e.sum(), leaves, create_graph=True))
-            var = sigma.to(leaves[0].dtype) ** 2
-            x_hat = tree.tree_map(lambda a: a + var.view(-1, *([1] * (a.dim() - 1))) * next(grads), xg)
-        return e, x_hat
+        e, score = self.base.energy_and_score(x, sigma, create_graph=True)
+        var = sigma.to(e.dtype) ** 2
+        return e, tree.tree_map(lambda a, s: a + var.view(-1, *([1] * (a.dim() - 1))) * s, x, score)
 
     def eta_report(self) -> dict[str, float | list[float]]:
         """η per statistic by name (a float for one component, a list otherwise)."""
