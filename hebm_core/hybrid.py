@@ -24,7 +24,7 @@ that the chain is heading for and can steer which mode it reaches. Its gradient 
 approximation of the tilted model's noisy marginal score, ``∇ log E[exp(η·T(x₀)) | x]``: the
 Jacobian ``∂x̂/∂x = Cov[x₀ | x]/σ²`` is ``I`` at small σ and fades at large σ by itself, so
 ``sigma_power = 0`` suits it. It costs a second-order pass through the network (a point-cloud
-hybrid score took 1.7–1.8 times as long in ``benchmarks/statistic_speed.py``), and needs a
+hybrid score took about twice as long in ``benchmarks/statistic_speed.py``), and needs a
 noise-conditional base.
 """
 
