@@ -130,12 +130,13 @@ class HybridEnergy(EnergyModel):
         return self._skip_in_training
 
     def energy(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
-        skip = not self.statistics or (self.training and self._skip_in_training)
-        if skip or not self.denoised or sigma is None:
+        if not self.statistics or (self.training and self._skip_in_training):
+            return self.base.energy(x, sigma)
+        if self.denoised and sigma is not None:
+            e, x = self._denoised(x, sigma)  # the statistics see x̂
+        else:
             e = self.base.energy(x, sigma)
-            return e if skip else e - self.hybrid_term(x, sigma)
-        e, x_hat = self._denoised(x, sigma)
-        return e - self.hybrid_term(x_hat, sigma)
+        return e - self.hybrid_term(x, sigma)
 
     def _denoised(self, x: Sample, sigma: Tensor) -> tuple[Tensor, Sample]:
         """The base energy and ``x̂ = x + σ² s_θ(x, σ)``, both differentiable in ``x`` and θ."""
