@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["CALIBRATION_METHODS", "Progress", "Round", "curvature", "median_of_means"]
+__all__ = ["CALIBRATION_METHODS", "Progress", "Round", "curvature", "median_of_means", "step_kl", "within_kl"]
 
 
 def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:
@@ -133,3 +133,20 @@ CALIBRATION_METHODS: dict[str, Callable[[Progress], tuple[Tensor, str]]] = {
     "secant": _secant_step,
     "joint": _joint_step,
 }
+
+
+def step_kl(step: Tensor, at: Round) -> float:
+    """The KL divergence a move of η by ``step`` makes, to second order, ``½·Δηᵀ·C·Δη`` with the
+    round's robust covariance ``C = D^½·R·D^½``: for ``p ∝ p_θ·exp(η·T)`` the Fisher information in
+    η is ``Cov T``."""
+    scaled = at.sd * step
+    return 0.5 * float(scaled @ (at.corr @ scaled))
+
+
+def within_kl(step: Tensor, at: Round, max_kl: float) -> Tensor:
+    """``step`` scaled down, direction kept, so that :func:`step_kl` is at most ``max_kl`` (a trust
+    region: where a model's samples respond to η far more than its covariance says, such as a
+    term acting at every noise level of an annealed chain, a full Newton step can make the chains
+    diverge; a bounded one lets the later rounds measure the response first)."""
+    kl = step_kl(step, at)
+    return step * math.sqrt(max_kl / kl) if kl > max_kl else step

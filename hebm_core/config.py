@@ -58,7 +58,15 @@ NAMED_SECTIONS = ("data", "model", "objective", "sampler")
 SECTIONS = (*NAMED_SECTIONS, "train", "evaluate", "hybrid")
 TOP_LEVEL_KEYS = ("plugin", "statistics", *SECTIONS)
 #: keys of [hybrid]: how the statistic term scales with the noise level (see HybridEnergy)
-HYBRID_KEYS = ("sigma_power", "denoised", "calibrate_rounds", "calibrate_samples", "calibrate_lr", "calibrate_method")
+HYBRID_KEYS = (
+    "sigma_power",
+    "denoised",
+    "calibrate_rounds",
+    "calibrate_samples",
+    "calibrate_lr",
+    "calibrate_method",
+    "calibrate_max_kl",
+)
 #: keys of [sampler] that the pipeline consumes (the rest go to the sampler class)
 SAMPLER_RUN_KEYS = ("n_samples", "batch_size", "init_sigma")
 EVALUATE_KEYS = ("metrics", "statistics")
@@ -292,6 +300,10 @@ def validate(cfg: dict[str, Any], registry: PluginRegistry | None = None) -> dic
         if key == "denoised":
             if not isinstance(value, bool):
                 raise ConfigError(f"[hybrid] denoised must be true or false, got {value!r}")
+            continue
+        if key == "calibrate_max_kl":
+            if not _is_number(value) or not value > 0:
+                raise ConfigError(f"[hybrid] calibrate_max_kl must be a number > 0 (inf: no bound), got {value!r}")
             continue
         if not _is_number(value) or value < 0:
             raise ConfigError(f"[hybrid] {key} must be a number >= 0, got {value!r}")

@@ -28,7 +28,15 @@ from torch import Tensor
 
 import hebm_core
 from hebm_core import tree
-from hebm_core.calibration import CALIBRATION_METHODS, Progress, Round, curvature, median_of_means
+from hebm_core.calibration import (
+    CALIBRATION_METHODS,
+    Progress,
+    Round,
+    curvature,
+    median_of_means,
+    step_kl,
+    within_kl,
+)
 from hebm_core.checkpoint import CheckpointError, load_checkpoint
 from hebm_core.config import ConfigError, entry, get_registry, section, validate
 from hebm_core.data import DataBundle
@@ -632,7 +640,7 @@ def run(
 
 
 def calibrate_configured(model: HybridEnergy, comps: Components) -> list[dict[str, Any]]:
-    """:func:`calibrate_eta` with the config's ``[hybrid]`` options (rounds, samples, lr, method)."""
+    """:func:`calibrate_eta` with the config's ``[hybrid]`` options (rounds, samples, lr, method, max_kl)."""
     hyb = comps.config.get("hybrid", {})
     return calibrate_eta(
         model,
@@ -641,6 +649,7 @@ def calibrate_configured(model: HybridEnergy, comps: Components) -> list[dict[st
         int(hyb.get("calibrate_samples", 500)),
         float(hyb.get("calibrate_lr", 1.0)),
         method=hyb.get("calibrate_method", "secant"),
+        max_kl=float(hyb.get("calibrate_max_kl", math.inf)),
     )
 
 
@@ -654,6 +663,7 @@ def calibrate_eta(
     max_growth: float = 4.0,
     groups: int = 10,
     method: str = "secant",
+    max_kl: float = math.inf,
 ) -> list[dict[str, Any]]:
     """Moment matching for η with the network held fixed: drive ``gap = E_model T − E_data T`` to 0.
 
@@ -669,16 +679,19 @@ def calibrate_eta(
     other one tried (a slope that is not positive falls back to the Newton step), so the rounds
     converge where the samples respond to η more weakly than the model says (short chains).
     ``"joint"``: Newton with the best round's own covariance and one measured response factor
-    (:func:`hebm_core.calibration._joint_step`), for coupled components. Each step is at most ``max_growth`` times the
-    previous one. A round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's
-    (a too strong η can break sampling) is undone (so is one whose sampler diverged): the
-    next try lies at most halfway back from the rejected η to the best. E_model comes from ``n``
+    (:func:`hebm_core.calibration._joint_step`), for coupled components. Each step is at most
+    ``max_growth`` times the previous one, and its KL divergence ``½·Δηᵀ·C·Δη`` (the best round's
+    ``C``) at most ``max_kl`` (:func:`hebm_core.calibration.within_kl`; unbounded by default). A
+    round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's (a too strong η
+    can break sampling) is undone (so is one whose sampler diverged): the next try lies at most
+    halfway back from the rejected η to the best. E_model comes from ``n``
     samples drawn as ``[sampler]`` says (same seed every round, so rounds differ by η, not by
     noise), as a median of means over ``groups`` groups of chains, so a rare chain that runs off
     (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
     ``max_data`` training samples (a seeded random subset, since datasets may be sorted, as QM9 is
     by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
-    led to it and whether it was kept; the model ends with the best η (the starting one, with a
+    led to it, that step's predicted KL (``step_kl``; ``bounded`` when ``max_kl`` cut it) and
+    whether it was kept; the model ends with the best η (the starting one, with a
     warning, when no step was kept).
     """
     step_rule = lookup(CALIBRATION_METHODS, method, "calibration method")
@@ -703,7 +716,7 @@ def calibrate_eta(
     best: Round | None = None
     other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
     state: dict[str, float] = {}  # the step rule's memory across rounds
-    kind = "start"
+    kind, moved = "start", {}
     for r in range(rounds + 1):
         eta, diverged = get_eta(), None
         try:
@@ -729,6 +742,7 @@ def calibrate_eta(
                 "gap": {s.name: g.tolist() for s, g in zip(stats, gap.split(sizes))},
                 "gap_mean": {s.name: g.tolist() for s, g in zip(stats, mean_gap.split(sizes))},
                 "step": kind,
+                **moved,
                 "kept": kept,
                 **({"diverged": diverged} if diverged else {}),
             }
@@ -745,6 +759,8 @@ def calibrate_eta(
         if r == rounds:
             break
         step, kind = step_rule(Progress(first, best, other, kept, lr, max_growth, state))
+        kl, step = step_kl(step, best), within_kl(step, best, max_kl)
+        moved = {"step_kl": min(kl, max_kl), **({"bounded": True} if kl > max_kl else {})}
         set_eta(best.eta + step)
     set_eta(best.eta)
     if rounds and best is first:

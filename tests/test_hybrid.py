@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -393,6 +394,52 @@ def test_calibration_survives_a_diverging_round():
     assert history[2]["step"] == "backtrack"
     eta = torch.tensor(comps.model.eta_report()["square"])
     assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
+
+
+def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
+    """The same T = x² and rate 20: the full first Newton step (predicted KL ~160) makes Langevin
+    diverge. With ``calibrate_max_kl = 1`` that step is cut to KL 1 along the same direction, no
+    round diverges, and 8 rounds land on the moment-matching η of this sampler: ULA with step h on
+    the tilt N(0, 1/λ), λ = 1 − 2η, has stationary E[x²] = 1/(λ(1 − hλ/2)), so λ solves
+    λ − hλ²/2 = 1/E_data[x²]."""
+    from hebm_core import pipeline
+    from hebm_core.calibration import step_kl, within_kl
+
+    h = 0.05
+    comps = toy_gaussian(
+        ["square"],
+        {"n": 4000, "mean_scale": 1.5},
+        {"step_size": h, "n_steps": 300, "n_samples": 2000},
+        hybrid={"calibrate_rounds": 8, "calibrate_samples": 2000, "calibrate_lr": 20.0, "calibrate_max_kl": 1.0},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = pipeline.calibrate_configured(comps.model, comps)
+    assert history[1]["step"] == "newton" and history[1]["bounded"] and history[1]["step_kl"] == pytest.approx(1.0)
+    assert not any("diverged" in r for r in history)
+    assert all(r["step_kl"] <= 1.0 + 1e-9 for r in history[1:])
+    target = comps.bundle.train.double().pow(2).mean(0)
+    lam = (1 - (1 - 2 * h / target).sqrt()) / h  # the root of λ − hλ²/2 = 1/target near 1/target
+    exact = (1 - lam) / 2
+    eta = torch.tensor(comps.model.eta_report()["square"], dtype=torch.float64)
+    assert torch.allclose(eta, exact, atol=0.05), (eta, exact)
+    assert max(abs(g) for g in history[-1]["gap"]["square"]) < 0.05 * target.max()
+
+    # the bound keeps a step's direction and scales its KL ½·ΔηᵀCΔη down to the limit, no further
+    best = SimpleNamespace(sd=torch.tensor([2.0, 0.5], dtype=torch.float64), corr=torch.eye(2, dtype=torch.float64))
+    step = torch.tensor([3.0, -4.0], dtype=torch.float64)
+    assert step_kl(step, best) == pytest.approx(0.5 * (36 + 4))
+    cut = within_kl(step, best, 2.0)
+    assert step_kl(cut, best) == pytest.approx(2.0) and torch.allclose(cut / cut.norm(), step / step.norm())
+    assert torch.equal(within_kl(step, best, 100.0), step)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, "1"])
+def test_calibrate_max_kl_must_be_a_positive_number(value):
+    from hebm_core.config import resolve_config
+
+    with pytest.raises(ConfigError, match="calibrate_max_kl must be a number > 0"):
+        resolve_config(overrides={"plugin": "toy", "statistics": ["identity"], "hybrid": {"calibrate_max_kl": value}})
 
 
 def test_median_of_group_variances_ignores_a_wild_row():
