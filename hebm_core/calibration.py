@@ -13,7 +13,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["CALIBRATION_METHODS", "Progress", "Round", "curvature", "median_of_means", "step_kl", "within_kl"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "RUNAWAY",
+    "Progress",
+    "Round",
+    "curvature",
+    "median_of_means",
+    "step_kl",
+    "within_kl",
+]
+
+
+#: a round whose standardised gap ``Σ |gap| / sd T`` is over this many times round 0's has diverged:
+#: its chains ran off to huge but finite values (overshoots in the point-cloud experiments reach
+#: ~50×, runaway chains 1e21×), so its gap says nothing about the response to η
+RUNAWAY = 1e3
 
 
 def median_of_means(t: Tensor, groups: int = 10, var: bool = False) -> Tensor:

@@ -30,6 +30,7 @@ import hebm_core
 from hebm_core import tree
 from hebm_core.calibration import (
     CALIBRATION_METHODS,
+    RUNAWAY,
     Progress,
     Round,
     curvature,
@@ -684,7 +685,10 @@ def calibrate_eta(
     ``C``) at most ``max_kl`` (:func:`hebm_core.calibration.within_kl`; unbounded by default). A
     round whose standardised gap ``Σ |gap| / sd T`` is larger than the best one's (a too strong η
     can break sampling) is undone (so is one whose sampler diverged): the next try lies at most
-    halfway back from the rejected η to the best. E_model comes from ``n``
+    halfway back from the rejected η to the best. A round whose standardised gap is over
+    :data:`~hebm_core.calibration.RUNAWAY` times the start's counts as diverged too: its chains
+    ran off without reaching inf or NaN, and a secant through it would shrink the step to
+    nothing. E_model comes from ``n``
     samples drawn as ``[sampler]`` says (same seed every round, so rounds differ by η, not by
     noise), as a median of means over ``groups`` groups of chains, so a rare chain that runs off
     (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
@@ -734,7 +738,9 @@ def calibrate_eta(
             gap = median_of_means(t, groups) - target_vec
             curv = curvature(t, data_var, groups)
         size = float((gap.abs() / (first.sd if first is not None else curv[0])).sum())
-        kept = math.isfinite(size) and (best is None or size <= best.size)
+        if first is not None and size > RUNAWAY * first.size:
+            diverged = f"standardised gap {size:.3g} over {RUNAWAY:g}× the start's ({first.size:.3g}): chains ran off"
+        kept = not diverged and math.isfinite(size) and (best is None or size <= best.size)
         history.append(
             {
                 "round": r,
@@ -755,7 +761,9 @@ def calibrate_eta(
         elif best is None:
             raise RuntimeError(f"η calibration: samples at the trained η give non-finite statistics {gap.tolist()}")
         else:
-            other = (eta, gap)  # a non-finite gap gives no slope: the next try backs off halfway
+            # a diverged round gives no slope (its gap is noise from chains that ran off), and no
+            # slope at all means the next try backs off halfway
+            other = (eta, torch.full_like(gap, math.nan) if diverged else gap)
         if r == rounds:
             break
         step, kind = step_rule(Progress(first, best, other, kept, lr, max_growth, state))

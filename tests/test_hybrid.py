@@ -396,6 +396,35 @@ def test_calibration_survives_a_diverging_round():
     assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
 
 
+def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged(monkeypatch):
+    """A sampler that returns huge but finite chains (here: N(η, 1) times 1e15 once any |η| > 4,
+    for T = x on the N(0, I) base, whose moment-matching η is the data mean) gives no NaN to catch.
+    Such a round counts as diverged and the next tries back off halfway (12 → 6 → 3 for a mean of
+    1.5 at rate 8) until one is sane, and the secant through that one lands on the answer; a secant
+    through the runaway gap would instead have cut the step to ~1e-15 and left η at 0."""
+    from hebm_core import pipeline
+
+    comps = toy_gaussian(
+        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
+    )
+
+    def runaway_sampler(model, comps, n):
+        eta = torch.tensor(model.eta_report()["identity"])
+        x = eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+        return (x * 1e15 if eta.abs().max() > 4 else x), None
+
+    monkeypatch.setattr(pipeline, "draw_samples", runaway_sampler)
+    history = pipeline.calibrate_eta(comps.model, comps, rounds=5, n=4000, lr=8.0)
+    assert ["diverged" in r for r in history] == [False, True, True, False, False, False]
+    assert "chains ran off" in history[1]["diverged"] and history[1]["gap"]["identity"][0] > 1e14
+    assert [r["step"] for r in history[2:5]] == ["backtrack", "backtrack", "secant"] and history[4]["kept"]
+    data_mean = comps.bundle.train.double().mean(0)
+    halves = [torch.tensor(history[r]["eta"]["identity"], dtype=torch.float64) for r in (1, 2, 3)]
+    assert torch.allclose(halves[1], halves[0] / 2) and torch.allclose(halves[2], halves[0] / 4)
+    eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
+    assert torch.allclose(eta, data_mean, atol=0.05), (eta, data_mean)
+
+
 def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
     """The same T = x² and rate 20: the full first Newton step (predicted KL ~160) makes Langevin
     diverge. With ``calibrate_max_kl = 1`` that step is cut to KL 1 along the same direction, no
