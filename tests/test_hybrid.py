@@ -451,7 +451,7 @@ def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
     lam = (1 - (1 - 2 * h / target).sqrt()) / h  # the root of λ − hλ²/2 = 1/target near 1/target
     exact = (1 - lam) / 2
     eta = torch.tensor(comps.model.eta_report()["square"], dtype=torch.float64)
-    assert torch.allclose(eta, exact, atol=0.05), (eta, exact)
+    assert torch.allclose(eta, exact, atol=0.15), (eta, exact)  # 2,000 samples: E[x²] to ~3 %, η₂ ≈ −2 to ~0.08
     assert max(abs(g) for g in history[-1]["gap"]["square"]) < 0.05 * target.max()
 
     # the bound keeps a step's direction and scales its KL ½·ΔηᵀCΔη down to the limit, no further
