@@ -694,9 +694,10 @@ def calibrate_eta(
     (one exploded QM9 graph has T ≈ 190 against a mean of 0.03) cannot steer η; E_data from up to
     ``max_data`` training samples (a seeded random subset, since datasets may be sorted, as QM9 is
     by size). Returns every tried η with its gap (and the plain-mean gap), the kind of step that
-    led to it, that step's predicted KL (``step_kl``; ``bounded`` when ``max_kl`` cut it) and
-    whether it was kept; the model ends with the best η (the starting one, with a
-    warning, when no step was kept).
+    led to it, that step's predicted KL (``step_kl``; ``bounded`` when ``max_kl`` cut it), the
+    number of chains that ran off (``ran_off``: a statistic over ``RUNAWAY`` round-0 sd from the
+    data's mean, or not finite) and whether it was kept; the model ends with the best η (the starting
+    one, with a warning, when no step was kept; a warning too when chains ran off at that η).
     """
     step_rule = lookup(CALIBRATION_METHODS, method, "calibration method")
     stats = model.statistics
@@ -720,9 +721,9 @@ def calibrate_eta(
     best: Round | None = None
     other: tuple[Tensor, Tensor] | None = None  # the last tried η that is not the best, and its gap
     state: dict[str, float] = {}  # the step rule's memory across rounds
-    kind, moved = "start", {}
+    kind, moved, best_ran_off = "start", {}, 0
     for r in range(rounds + 1):
-        eta, diverged = get_eta(), None
+        eta, diverged, ran_off = get_eta(), None, None
         try:
             samples, _ = draw_samples(model, comps, n=n)
         except SamplerDivergenceError as exc:
@@ -737,7 +738,11 @@ def calibrate_eta(
             mean_gap = t.mean(0) - target_vec
             gap = median_of_means(t, groups) - target_vec
             curv = curvature(t, data_var, groups)
-        size = float((gap.abs() / (first.sd if first is not None else curv[0])).sum())
+        scale = first.sd if first is not None else curv[0]  # round 0's sd: chains that ran off inflate their own
+        if not diverged:
+            far = ((t - target_vec).abs() / scale > RUNAWAY) | ~torch.isfinite(t)
+            ran_off = int(far.any(1).sum())  # chains the median of means outvoted
+        size = float((gap.abs() / scale).sum())
         if first is not None and size > RUNAWAY * first.size:
             diverged = f"standardised gap {size:.3g} over {RUNAWAY:g}× the start's ({first.size:.3g}): chains ran off"
         kept = not diverged and math.isfinite(size) and (best is None or size <= best.size)
@@ -750,13 +755,14 @@ def calibrate_eta(
                 "step": kind,
                 **moved,
                 "kept": kept,
+                **({"ran_off": ran_off} if ran_off is not None else {}),
                 **({"diverged": diverged} if diverged else {}),
             }
         )
         if kept:
             if best is not None:
                 other = (best.eta, best.gap)
-            best = Round(eta, gap, size, *curv)
+            best, best_ran_off = Round(eta, gap, size, *curv), ran_off
             first = first or best
         elif best is None:
             raise RuntimeError(f"η calibration: samples at the trained η give non-finite statistics {gap.tolist()}")
@@ -776,6 +782,14 @@ def calibrate_eta(
             f"η calibration kept none of its {rounds} steps (every try diverged or had a larger "
             f"standardised gap than the start's, {first.size:.3g}): η stays at its starting value; "
             "lower [hybrid] calibrate_lr or raise calibrate_rounds",
+            stacklevel=2,
+        )
+    if best_ran_off:
+        warnings.warn(
+            f"η calibration: at the kept η {best_ran_off} of {n} chains ran off (a statistic over "
+            f"{RUNAWAY:g} sd from the data's mean, or not finite); the median of means outvoted them, "
+            "but sampling with this η can give such chains again (lower η with [hybrid] "
+            "calibrate_max_kl, or make the sampler stabler)",
             stacklevel=2,
         )
     return history

@@ -423,6 +423,32 @@ def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged(mon
     assert torch.allclose(halves[1], halves[0] / 2) and torch.allclose(halves[2], halves[0] / 4)
     eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
     assert torch.allclose(eta, data_mean, atol=0.05), (eta, data_mean)
+    assert [r["ran_off"] for r in history] == [0, 4000, 4000, 0, 0, 0]
+
+
+def test_calibration_counts_and_warns_of_a_few_chains_that_ran_off(monkeypatch):
+    """Three of 4,000 chains run off once η > 1, all in one of the ten interleaved groups: the
+    median of means outvotes them, so η still lands on the data mean, but the history counts them
+    and a warning says that sampling at this η can give such chains again."""
+    from hebm_core import pipeline
+
+    comps = toy_gaussian(
+        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
+    )
+
+    def sampler(model, comps, n):
+        eta = torch.tensor(model.eta_report()["identity"])
+        x = eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+        if eta.max() > 1:
+            x[0:30:10] *= 1e15
+        return x, None
+
+    monkeypatch.setattr(pipeline, "draw_samples", sampler)
+    with pytest.warns(UserWarning, match="at the kept η 3 of 4000 chains ran off"):
+        history = pipeline.calibrate_eta(comps.model, comps, rounds=2, n=4000, lr=1.0)
+    assert [r["ran_off"] for r in history] == [0, 3, 3] and all(r["kept"] for r in history)
+    eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
+    assert torch.allclose(eta, comps.bundle.train.double().mean(0), atol=0.05)
 
 
 def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
