@@ -396,6 +396,17 @@ def test_calibration_survives_a_diverging_round():
     assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
 
 
+def exact_tilt_sampler(run_off):
+    """A stand-in for ``pipeline.draw_samples``: exact draws of the N(0, I) base tilted by T = x,
+    N(η, I) (the same noise every round), passed through ``run_off(x, η)`` to make chains run off."""
+
+    def draw(model, comps, n):
+        eta = torch.tensor(model.eta_report()["identity"])
+        return run_off(eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0)), eta), None
+
+    return draw
+
+
 def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged(monkeypatch):
     """A sampler that returns huge but finite chains (here: N(η, 1) times 1e15 once any |η| > 4,
     for T = x on the N(0, I) base, whose moment-matching η is the data mean) gives no NaN to catch.
@@ -408,12 +419,10 @@ def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged(mon
         ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
     )
 
-    def runaway_sampler(model, comps, n):
-        eta = torch.tensor(model.eta_report()["identity"])
-        x = eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
-        return (x * 1e15 if eta.abs().max() > 4 else x), None
+    def run_off(x, eta):
+        return x * 1e15 if eta.abs().max() > 4 else x
 
-    monkeypatch.setattr(pipeline, "draw_samples", runaway_sampler)
+    monkeypatch.setattr(pipeline, "draw_samples", exact_tilt_sampler(run_off))
     history = pipeline.calibrate_eta(comps.model, comps, rounds=5, n=4000, lr=8.0)
     assert ["diverged" in r for r in history] == [False, True, True, False, False, False]
     assert "chains ran off" in history[1]["diverged"] and history[1]["gap"]["identity"][0] > 1e14
@@ -436,14 +445,12 @@ def test_calibration_counts_and_warns_of_a_few_chains_that_ran_off(monkeypatch):
         ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
     )
 
-    def sampler(model, comps, n):
-        eta = torch.tensor(model.eta_report()["identity"])
-        x = eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+    def run_off(x, eta):
         if eta.max() > 1:
             x[0:30:10] *= 1e15
-        return x, None
+        return x
 
-    monkeypatch.setattr(pipeline, "draw_samples", sampler)
+    monkeypatch.setattr(pipeline, "draw_samples", exact_tilt_sampler(run_off))
     with pytest.warns(UserWarning, match="at the kept η 3 of 4000 chains ran off"):
         history = pipeline.calibrate_eta(comps.model, comps, rounds=2, n=4000, lr=1.0)
     assert [r["ran_off"] for r in history] == [0, 3, 3] and all(r["kept"] for r in history)
