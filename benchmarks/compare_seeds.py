@@ -10,6 +10,10 @@ standard error, and how many seeds the hybrid is no worse on, plus a plot.
 Direction: MMD, ΔT and 1-NNA are better lower (1-NNA's ideal is 50 %, and generated sets here
 are always above it), COV and everything named ``valid``/``unique``/``novel`` better higher.
 
+``--folds`` makes it a cross-validation: seed S also holds out fold S of the data (``data.fold``),
+so a small test set's own sampling error averages out over the folds instead of biasing every seed
+the same way.
+
     python benchmarks/compare_seeds.py --plugin pointcloud --statistic laplacian_shape \\
         --set 'evaluate.statistics=[{name="laplacian",k=8}]' --seeds 0 1 2 --out runs/pc_seeds
 """
@@ -128,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (one compare each)")
     p.add_argument("--resume", action="store_true", help="reuse finished seeds' runs in --out")
     p.add_argument(
+        "--folds",
+        action="store_true",
+        help="cross-validation: seed S also holds out fold S of the data (--set data.fold=S), so the seeds' "
+        "test sets differ; with the hash split and test_fraction 0.25, seeds 0 1 2 3 hold every shape out once",
+    )
+    p.add_argument(
         "--collect",
         action="store_true",
         help="run nothing: report the finished compares <out>/seed<S>/compare.json (config flags are ignored)",
@@ -136,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out or "runs/compare_seeds")
     per_seed: dict[int, dict[str, Any]] = {}
+    assignments = list(args.set or [])
     for seed in args.seeds:
         if args.collect:
             done = out / f"seed{seed}" / "compare.json"
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             per_seed[seed] = json.loads(done.read_text())
             continue
         args.seed = seed
+        args.set = assignments + ([f"data.fold={seed}"] if args.folds else [])
         cfg = _config(args)
         print(f"seed {seed}: hebm compare -> {out / f'seed{seed}'}", file=sys.stderr, flush=True)
         per_seed[seed] = pipeline.compare(cfg, out / f"seed{seed}", resume=args.resume)
@@ -160,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": first["config"],
             "seeds": args.seeds,
             "summary": summary,
+            "folds": {s: rep["config"].get("data", {}).get("fold", 0) for s, rep in per_seed.items()},
             "eta": {s: rep["eta"] for s, rep in per_seed.items()},
             "delta_t": {s: rep["delta_t"] for s, rep in per_seed.items()},
             "per_seed": {s: rep["metrics"] for s, rep in per_seed.items()},

@@ -69,3 +69,24 @@ def test_collect_reports_finished_compares_without_running_any(tmp_path):
     assert rep["summary"]["pointflow/mmd_cd"]["seeds_hybrid_no_worse"] == 1
     with pytest.raises(SystemExit):
         mod.main(["--collect", "--seeds", "0", "1", "--out", str(tmp_path), "--report", str(report)])
+
+
+def test_folds_give_each_seed_its_own_held_out_fold(tmp_path, monkeypatch):
+    """``--folds``: seed S runs with data.fold = S on top of the user's own --set values."""
+    mod = _module()
+    seen = {}
+
+    def fake_compare(cfg, out, resume=False):
+        seen[cfg["train"]["seed"]] = (cfg["data"].get("fold"), cfg["train"]["steps"])
+        metrics = {"pointflow/mmd_cd": {"vanilla": 1.0, "hybrid": 0.9}}
+        return {"config": cfg, "eta": {}, "delta_t": {}, "metrics": metrics, "training": {}}
+
+    monkeypatch.setattr(mod.pipeline, "compare", fake_compare)
+    argv = ["--plugin", "toy", "--set", "train.steps=7", "--seeds", "0", "2", "--out", str(tmp_path)]
+    report = tmp_path / "r.json"
+    assert mod.main([*argv, "--folds", "--report", str(report)]) == 0
+    assert seen == {0: (0, 7), 2: (2, 7)}
+    assert json.loads(report.read_text())["folds"] == {"0": 0, "2": 2}
+    seen.clear()
+    assert mod.main([*argv, "--report", str(report)]) == 0
+    assert seen == {0: (None, 7), 2: (None, 7)}

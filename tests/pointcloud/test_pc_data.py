@@ -51,6 +51,30 @@ def test_errors_are_one_clear_line(tmp_path):
     assert resolve_categories(["chair", "03001627", "airplane"]) == ["03001627", "02691156"]
 
 
+def test_folds_hold_every_shape_out_once():
+    """Folds 0…3 of the hash split partition the 40 shared shapes; fold 0 is the default split."""
+    both = ["bench", "table"]
+    tests = [set(shapenet(str(ONET), category=both, n_points=32, fold=f).info["test_ids"]) for f in range(4)]
+    assert [len(t) for t in tests] == [10] * 4 and len(set.union(*tests)) == 40
+    assert tests[0] == set(shapenet(str(ONET), category=both, n_points=32).info["test_ids"])
+    b = shapenet(str(ONET), category="bench", n_points=32, fold=2)
+    assert b.info["fold"] == 2 and "fold 2" in b.info["split"]
+    assert b.train.shape == (15, 32, 3) and not set(b.info["test_ids"]) & tests[0]
+    with pytest.raises(ValueError, match="fold 4 has no test shapes: 20 shapes in blocks of 5 give folds 0…3"):
+        shapenet(str(ONET), category="bench", fold=4)
+    with pytest.raises(ValueError, match="fold must be >= 0"):
+        shapenet(str(ONET), category="bench", fold=-1)
+
+
+def test_folds_need_the_hash_split(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (tmp_path / "03001627" / split).mkdir(parents=True)
+        np.save(tmp_path / "03001627" / split / "s.npy", rng.random((300, 3)).astype(np.float32))
+    with pytest.raises(ValueError, match="fold = 1 needs the hash split.*PC15k"):
+        shapenet(str(tmp_path), category="chair", n_points=100, fold=1)
+
+
 def test_pc15k_layout(tmp_path):
     rng = np.random.default_rng(0)
     for split, n in (("train", 3), ("test", 2), ("val", 1)):

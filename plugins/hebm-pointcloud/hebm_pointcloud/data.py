@@ -157,10 +157,17 @@ def _normalize(name: str, train: list[np.ndarray], test: list[np.ndarray]):
 
 
 # --------------------------------------------------------------------------- layouts
-def _hash_split(ids: list[str], test_fraction: float) -> set[str]:
-    """Deterministic test ids: the first ``ceil(f·n)`` ids in sha1 order (stable under adding files elsewhere)."""
+def _hash_split(ids: list[str], test_fraction: float, fold: int = 0) -> set[str]:
+    """Deterministic test ids: block ``fold`` of ``m = ceil(f·n)`` ids in sha1 order (stable under adding
+    files elsewhere). Fold 0 is the first ``m``; folds ``0 … ceil(n/m) − 1`` hold each id out exactly once."""
+    if test_fraction <= 0:
+        return set()
     order = sorted(ids, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
-    return set(order[: math.ceil(test_fraction * len(ids))]) if test_fraction > 0 else set()
+    m = math.ceil(test_fraction * len(ids))
+    if fold * m >= len(ids):
+        last = math.ceil(len(ids) / m) - 1
+        raise ValueError(f"fold {fold} has no test shapes: {len(ids)} shapes in blocks of {m} give folds 0…{last}")
+    return set(order[fold * m : (fold + 1) * m])
 
 
 class _Layout:
@@ -169,13 +176,19 @@ class _Layout:
     #: how the split is made, for reports
     split_rule = ""
 
-    def __init__(self, root: str | Path, test_fraction: float = 0.25) -> None:
+    def __init__(self, root: str | Path, test_fraction: float = 0.25, fold: int = 0) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise FileNotFoundError(f"ShapeNet root not found: {self.root} (set [data] root to the dataset folder)")
         if not 0 <= test_fraction < 1:
             raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-        self.test_fraction = test_fraction
+        if fold < 0 or (fold and not test_fraction):
+            raise ValueError(f"fold must be >= 0, and 0 when test_fraction is 0; got {fold}")
+        self.test_fraction, self.fold = test_fraction, fold
+
+    def _no_folds(self, what: str) -> None:
+        if self.fold:
+            raise ValueError(f"fold = {self.fold} needs the hash split, but {self.root} has {what}; leave fold at 0")
 
     def synsets(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
@@ -193,11 +206,20 @@ class _Layout:
     def _split(self, synset: str, ids: dict[str, Path], split: str) -> list[Path]:
         lst = self.root / synset / f"{split}.lst"
         if lst.is_file():
+            self._no_folds("its own <synset>/{train,test}.lst split")
             names = [s.strip() for s in lst.read_text().splitlines() if s.strip()]
             self.split_rule = "<synset>/{train,test}.lst files"
             return [ids[n] for n in names if n in ids]
-        test = _hash_split(sorted(ids), self.test_fraction)
-        self.split_rule = f"first ceil({self.test_fraction}·n) shape ids in sha1 order are test, the rest train"
+        try:
+            test = _hash_split(sorted(ids), self.test_fraction, self.fold)
+        except ValueError as err:
+            raise ValueError(f"{self.root / synset}: {err}") from None
+        k, m = self.fold, f"m = ceil({self.test_fraction}·n)"
+        self.split_rule = (
+            f"fold {k}: shape ids {k}·m … {k + 1}·m − 1 in sha1 order ({m}) are test, the rest train"
+            if k
+            else f"first ceil({self.test_fraction}·n) shape ids in sha1 order are test, the rest train"
+        )
         keep = (lambda i: i in test) if split == "test" else (lambda i: i not in test)
         return [ids[i] for i in sorted(ids) if keep(i)]
 
@@ -212,6 +234,7 @@ class PC15k(_Layout):
         return any(root.glob("*/train/*.npy"))
 
     def raw_file_names(self, synset: str, split: str) -> list[Path]:
+        self._no_folds("PC15k's own train/ and test/ folders")
         return sorted((self.root / synset / split).glob("*.npy"))
 
     def process(self, path: Path, n_pool: int, seed: int) -> np.ndarray:
@@ -297,6 +320,7 @@ def _load_shapenet(
     normalization: str,
     samples_per_shape: int,
     test_fraction: float,
+    fold: int,
     max_shapes: int | None,
     pool_points: int,
     seed: int,
@@ -314,7 +338,7 @@ def _load_shapenet(
         layout = found[0]
     if layout not in LAYOUTS:
         raise ValueError(f"unknown ShapeNet layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
-    lay = LAYOUTS[layout](rootp, test_fraction)
+    lay = LAYOUTS[layout](rootp, test_fraction, fold)
     synsets = resolve_categories(category, lay.synsets())
     files: dict[str, list[Path]] = {"train": [], "test": []}
     labels: Labels = {"train": [], "test": []}
@@ -344,6 +368,7 @@ def _load_shapenet(
         "n_shapes_train": len(files["train"]),
         "n_shapes_test": len(files["test"]),
         "split": lay.split_rule,
+        "fold": fold,
         "n_points": n_points,
         "samples_per_shape": samples_per_shape,
         "subsampling": f"{samples_per_shape} random subset(s) of {n_points} points per training shape, one per test "
@@ -375,6 +400,7 @@ def shapenet(
     normalization: str = "global",
     samples_per_shape: int = 1,
     test_fraction: float = 0.25,
+    fold: int = 0,
     max_shapes: int | None = None,
     pool_points: int = 4096,
     seed: int = 0,
@@ -384,8 +410,9 @@ def shapenet(
     ``category``: synset ids or names, or ``"all"``; ``normalization``: a key of
     :data:`NORMALIZATIONS`; ``samples_per_shape``: random ``n_points`` subsets drawn per training
     shape (augmentation); ``test_fraction``: share of each category held out when the layout has
-    no split of its own; ``max_shapes``: cap per category and split; ``pool_points``: Poisson
-    samples per mesh (mesh layout only).
+    no split of its own; ``fold``: which block of that share is held out (``0 … ⌈1/test_fraction⌉ − 1``,
+    for cross-validation on small sets; 0 is the default split); ``max_shapes``: cap per category
+    and split; ``pool_points``: Poisson samples per mesh (mesh layout only).
     """
     if n_points < 2 or samples_per_shape < 1:
         raise ValueError(f"need n_points >= 2 and samples_per_shape >= 1, got {n_points}, {samples_per_shape}")
@@ -398,6 +425,7 @@ def shapenet(
         normalization,
         int(samples_per_shape),
         float(test_fraction),
+        int(fold),
         max_shapes,
         int(max(pool_points, n_points)),
         int(seed),
