@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         "--folds",
         action="store_true",
         help="cross-validation: seed S also holds out fold S of the data (--set data.fold=S), so the seeds' "
-        "test sets differ; with the hash split and test_fraction 0.25, seeds 0 1 2 3 hold every shape out once",
+        "test sets differ; with the hash split, test_fraction 0.25 and a multiple of 4 shapes per category "
+        "(the shared ShapeNet's 20), seeds 0 1 2 3 hold every shape out once",
     )
     p.add_argument(
         "--collect",

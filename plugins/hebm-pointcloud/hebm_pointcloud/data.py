@@ -410,9 +410,10 @@ def shapenet(
     ``category``: synset ids or names, or ``"all"``; ``normalization``: a key of
     :data:`NORMALIZATIONS`; ``samples_per_shape``: random ``n_points`` subsets drawn per training
     shape (augmentation); ``test_fraction``: share of each category held out when the layout has
-    no split of its own; ``fold``: which block of that share is held out (``0 … ⌈1/test_fraction⌉ − 1``,
-    for cross-validation on small sets; 0 is the default split); ``max_shapes``: cap per category
-    and split; ``pool_points``: Poisson samples per mesh (mesh layout only).
+    no split of its own; ``fold``: which block of ``m = ⌈test_fraction·n⌉`` ids (in sha1 order) a
+    category holds out, ``0 … ⌈n/m⌉ − 1`` (the last may be smaller), for cross-validation on small
+    sets; 0 is the default split; ``max_shapes``: cap per category and split; ``pool_points``:
+    Poisson samples per mesh (mesh layout only).
     """
     if n_points < 2 or samples_per_shape < 1:
         raise ValueError(f"need n_points >= 2 and samples_per_shape >= 1, got {n_points}, {samples_per_shape}")
