@@ -31,7 +31,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or read; ``str()`` is one line naming the file and the reason."""
 
 
-def _one_line(err: BaseException, limit: int = 200) -> str:
+def one_line(err: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an exception's message, shortened: torch's messages span many lines."""
     text = str(err).strip()
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
@@ -74,7 +74,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         tmp = None
         _fsync_dir(path.parent)
     except Exception as e:
-        raise CheckpointError(f"could not write checkpoint '{path}' ({_one_line(e)})") from e
+        raise CheckpointError(f"could not write checkpoint '{path}' ({one_line(e)})") from e
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -110,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         with open(path, "rb") as f:
             f.read(1)
     except OSError as e:
-        raise CheckpointError(f"checkpoint '{path}' could not be read ({_one_line(e)})") from e
+        raise CheckpointError(f"checkpoint '{path}' could not be read ({one_line(e)})") from e
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -119,9 +119,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             raise CheckpointError(
                 f"checkpoint '{path}' holds objects that weights_only=True refuses to load ({detail})"
             ) from e
-        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupted ({detail or _one_line(e)})") from e
+        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupted ({detail or one_line(e)})") from e
     except Exception as e:
-        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupted ({_one_line(e)})") from e
+        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupted ({one_line(e)})") from e
     if not isinstance(payload, dict):
         raise CheckpointError(
             f"checkpoint '{path}' is not a hebm checkpoint (it holds a {type(payload).__name__}, not a dict)"

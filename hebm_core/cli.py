@@ -1,4 +1,4 @@
-"""The ``hebm`` command: ``plugins``, ``train``, ``sample``, ``evaluate``, ``run``, ``compare``.
+"""The ``hebm`` command: ``plugins``, ``config``, ``train``, ``sample``, ``evaluate``, ``run``, ``compare``.
 
 Each subcommand is one function in :data:`COMMANDS`. A user error (bad config, unknown name,
 unreadable checkpoint, diverging sampler, missing file) is printed as a single line
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hebm_core.calibration import CalibrationError
 from hebm_core.checkpoint import CheckpointError
-from hebm_core.config import ConfigError, cli_overrides, get_registry, parse_assignment, resolve_config
+from hebm_core.config import ConfigError, RunConfig, cli_overrides, get_registry, parse_assignment, resolve_config
 from hebm_core.objectives import OBJECTIVES
 from hebm_core.registry import UnknownNameError
 from hebm_core.samplers import SAMPLERS, SamplerDivergenceError
-from hebm_core.trainer import TrainingDivergedError
+from hebm_core.training import TrainingDivergedError
 
 __all__ = ["main", "COMMANDS", "build_parser"]
 
@@ -30,6 +32,7 @@ USER_ERRORS = (
     CheckpointError,
     SamplerDivergenceError,
     TrainingDivergedError,
+    CalibrationError,
     FileNotFoundError,
 )
 
@@ -71,7 +74,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
+def _config(args: argparse.Namespace) -> RunConfig:
     statistics = [] if args.no_statistics else args.statistic
     overrides = cli_overrides(
         plugin=args.plugin,
@@ -87,6 +90,19 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         assignments=args.set,
     )
     return resolve_config(args.config, overrides)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """The resolved configuration as JSON (plugin default < --config file < options), or the key reference."""
+    if args.reference:
+        from hebm_core.config.reference import reference_table
+
+        _out(reference_table())
+        return 0
+    from hebm_core.runs.report import jsonable
+
+    _out(json.dumps(jsonable(_config(args).to_dict()), indent=2))
+    return 0
 
 
 def _print_report(rep: dict[str, Any]) -> None:
@@ -130,30 +146,24 @@ def _resume(args: argparse.Namespace) -> bool | str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train only; writes checkpoints and ``report.json`` (no samples)."""
-    from hebm_core import pipeline
+    from hebm_core.runs import run
 
     cfg = _config(args)
-    out = args.out or f"runs/{cfg['plugin']}-{cfg['data']['name']}"
-    _print_report(pipeline.run(cfg, out, resume=_resume(args), train_only=True))
+    out = args.out or f"runs/{cfg.plugin}-{cfg.data.name}"
+    _print_report(run(cfg, out, resume=_resume(args), train_only=True))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train, sample and evaluate (the quick start: the toy plugin's default config into runs/demo)."""
-    from hebm_core import pipeline
+    from hebm_core.runs import run
 
     cfg = _config(args)
-    _print_report(pipeline.run(cfg, args.out or "runs/demo", resume=_resume(args)))
+    _print_report(run(cfg, args.out or "runs/demo", resume=_resume(args)))
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Vanilla against hybrid with the same seed, model and budget."""
-    from hebm_core import pipeline
-
-    cfg = _config(args)
-    out = args.out or "runs/compare"
-    res = pipeline.compare(cfg, out, resume=bool(args.resume))
+def _print_compare(res: dict[str, Any], prefix: str = "") -> None:
     for stat, d in res.get("delta_t", {}).items():
         red = d["delta_t_reduction_pct"]
         side = {
@@ -161,15 +171,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
             for k in ("vanilla", "hybrid")
         }
         _out(
-            f"delta_t {stat}: vanilla {side['vanilla']} -> hybrid {side['hybrid']} "
+            f"{prefix}delta_t {stat}: vanilla {side['vanilla']} -> hybrid {side['hybrid']} "
             f"({'n/a' if red is None else f'{red:+.1f} % reduction'})"
         )
     for k, d in res.get("metrics", {}).items():
         if "/" not in k:
-            _out(f"{k}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])}")
+            _out(f"{prefix}{k}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])}")
     if res.get("eta"):
-        _out("eta (hybrid): " + ", ".join(f"{k}={_fmt(v)}" for k, v in res["eta"].items()))
-    _out(f"wrote {Path(out) / 'compare.json'}")
+        _out(f"{prefix}eta (hybrid): " + ", ".join(f"{k}={_fmt(v)}" for k, v in res["eta"].items()))
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """One line per metric: both means, the paired difference ± SE, seeds where the hybrid is no worse."""
+    for key, s in summary.items():
+        se = f" ± {s['diff_se']:.3g}" if s["diff_se"] is not None else ""
+        _out(
+            f"{key:36s} vanilla {s['vanilla_mean']:.5g}  hybrid {s['hybrid_mean']:.5g}  "
+            f"diff {s['diff_mean']:+.3g}{se}  hybrid no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}"
+        )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Vanilla against hybrid with the same seed, model and budget (``--seeds``: once per seed, summarised)."""
+    from hebm_core.runs import compare, compare_seeds
+
+    cfg = _config(args)
+    out = Path(args.out or "runs/compare")
+    if args.seeds:
+        res = compare_seeds(cfg, out, args.seeds, folds=args.folds, resume=bool(args.resume))
+        for seed in args.seeds:
+            _out(f"seed {seed}: {out / f'seed{seed}' / 'compare.json'}")
+        _print_summary(res["summary"])
+        _out(f"wrote {out / 'compare_seeds.json'}")
+        return 0
+    if args.folds:
+        raise ConfigError("--folds needs --seeds (seed S holds out fold S)")
+    res = compare(cfg, out, resume=bool(args.resume))
+    _print_compare(res)
+    _out(f"wrote {out / 'compare.json'}")
     return 0
 
 
@@ -192,17 +231,17 @@ def _default_out(checkpoint: str, leaf: str) -> Path:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Samples on disk and a picture from a checkpoint."""
-    from hebm_core import pipeline
+    from hebm_core.runs import sample_from_checkpoint
 
-    return _from_checkpoint(args, pipeline.sample_from_checkpoint, "sample")
+    return _from_checkpoint(args, sample_from_checkpoint, "sample")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics (ΔT per statistic among them) of fresh samples from a checkpoint, as JSON; ``--nll`` adds AIS."""
-    from hebm_core import pipeline
+    from hebm_core.runs import evaluate_checkpoint
 
     nll = {"n_chains": args.ais_chains, "n_temps": args.ais_temps} if args.nll else None
-    return _from_checkpoint(args, pipeline.evaluate_checkpoint, "evaluate", nll=nll)
+    return _from_checkpoint(args, evaluate_checkpoint, "evaluate", nll=nll)
 
 
 def _from_checkpoint(args: argparse.Namespace, fn: Callable[..., dict], leaf: str, **extra: Any) -> int:
@@ -261,6 +300,26 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: next to the run)")
 
 
+def _add_compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue both runs from their checkpoints in --out (with --seeds: finished seeds are read, not rerun)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="one compare per training seed into <out>/seed<S>, then <out>/compare_seeds.json with paired differences",
+    )
+    p.add_argument(
+        "--folds",
+        action="store_true",
+        help="with --seeds: seed S also holds out fold S of the data (data.fold = S), a cross-validation",
+    )
+
+
 def _add_nll_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nll", action="store_true", help="also estimate the test NLL and bits/dim (log Z by AIS)")
     p.add_argument("--ais-chains", type=int, default=256, metavar="N", help="AIS chains (default 256)")
@@ -273,6 +332,14 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
         cmd_plugins,
         lambda p: p.add_argument("--json", action="store_true", help="machine-readable"),
         "list installed plugins and what they register",
+    ),
+    "config": (
+        cmd_config,
+        lambda p: (
+            _add_config_args(p, True),
+            p.add_argument("--reference", action="store_true", help="every config key with its default and meaning"),
+        ),
+        "print the resolved configuration (or --reference: every key)",
     ),
     "train": (cmd_train, lambda p: (_add_config_args(p, False), _add_resume(p)), "train a model"),
     "sample": (cmd_sample, _add_checkpoint_args, "draw samples from a checkpoint"),
@@ -288,11 +355,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     ),
     "compare": (
         cmd_compare,
-        lambda p: (
-            _add_config_args(p, True),
-            p.add_argument("--resume", action="store_true", help="continue both runs from their checkpoints in --out"),
-        ),
-        "vanilla vs hybrid, same seed and budget",
+        lambda p: (_add_config_args(p, True), _add_compare_args(p)),
+        "vanilla vs hybrid, same seed and budget (--seeds: several, summarised)",
     ),
 }
 
@@ -325,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hebm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `hebm config | head`: the reader left; say nothing more
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit
+        return 141
 
 
 if __name__ == "__main__":

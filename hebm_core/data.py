@@ -35,6 +35,17 @@ class DataBundle:
         if tree.batch_size(self.train) == 0:
             raise ValueError(f"dataset {self.info.get('name', '?')!r} has no training samples")
 
+    @property
+    def reference(self) -> Sample:
+        """Data that metrics compare samples with: the test split if there is one."""
+        return self.test if self.test is not None else self.train
+
+    def training_subset(self, max_n: int = 10000) -> Sample:
+        """Up to ``max_n`` training samples: a seeded random subset (datasets may be sorted, as QM9
+        is by size). η's calibration targets their mean statistic; ΔT's training side uses the same."""
+        pick = torch.randperm(tree.batch_size(self.train), generator=torch.Generator().manual_seed(0))
+        return tree.index(self.train, pick[:max_n])
+
 
 class BatchIterator:
     """Shuffled mini-batches without replacement, epoch after epoch, from a seeded generator.

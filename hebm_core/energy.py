@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +22,7 @@ EnergyFn = Callable[..., Tensor]
 
 __all__ = [
     "EnergyModel",
+    "ParameterGroup",
     "SumEnergy",
     "TemperedEnergy",
     "energy_and_score",
@@ -67,8 +70,26 @@ def energy_and_score(
     return autograd_energy_and_score(model, x, sigma, create_graph)
 
 
+@dataclass
+class ParameterGroup:
+    """Parameters a trainer optimises together: ``lr_option`` names the train option that sets
+    their learning rate (``None``: ``lr``; a rate of 0 freezes the group), ``weight_decay`` whether
+    the configured weight decay applies."""
+
+    name: str
+    params: list[nn.Parameter]
+    lr_option: str | None = None
+    weight_decay: bool = True
+
+
 class EnergyModel(nn.Module, ABC):
-    """Base class: implement :meth:`energy`; override :meth:`energy_and_score` for a closed form."""
+    """Base class: implement :meth:`energy`; override :meth:`energy_and_score` for a closed form.
+
+    What a trainer needs beyond the energy comes from four methods with generic defaults, so the
+    training loop never asks which subclass it holds: :meth:`parameter_groups`, :meth:`freeze`,
+    :meth:`log_values` (extra columns of ``metrics.csv``) and :meth:`describe` (what reports and
+    summaries record about the model, e.g. a hybrid's η).
+    """
 
     #: whether :meth:`energy` uses ``sigma``; objectives pass noise levels only to such models
     noise_conditional: bool = False
@@ -91,6 +112,25 @@ class EnergyModel(nn.Module, ABC):
 
     def log_prob_unnormalized(self, x: Sample, sigma: Tensor | None = None) -> Tensor:
         return -self.energy(x, sigma)
+
+    def parameter_groups(self) -> list[ParameterGroup]:
+        """How a trainer groups the parameters (default: all of them, at the network's ``lr``)."""
+        return [ParameterGroup("network", list(self.parameters()))]
+
+    def freeze(self, group: str) -> None:
+        """Stop training the parameters of ``group`` (its learning rate is 0)."""
+        for g in self.parameter_groups():
+            if g.name == group:
+                for p in g.params:
+                    p.requires_grad_(False)
+
+    def log_values(self) -> dict[str, float]:
+        """Extra values logged next to the loss at every logged step (default: none)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """What summaries and reports record about this model (default: nothing)."""
+        return {}
 
     def __add__(self, other: EnergyModel) -> SumEnergy:
         return SumEnergy([self, other])

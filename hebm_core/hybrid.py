@@ -31,13 +31,15 @@ noise-conditional base.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from hebm_core import tree
-from hebm_core.energy import EnergyModel
+from hebm_core.energy import EnergyModel, ParameterGroup
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
@@ -144,6 +146,73 @@ class HybridEnergy(EnergyModel):
         e, score = self.base.energy_and_score(x, sigma, create_graph=True)
         var = sigma.to(e.dtype) ** 2
         return e, tree.tree_map(lambda a, s: a + var.view(-1, *([1] * (a.dim() - 1))) * s, x, score)
+
+    def parameter_groups(self) -> list[ParameterGroup]:
+        """The network at ``lr``; η at ``eta_lr`` without weight decay (``eta_lr = 0`` freezes it)."""
+        return [
+            ParameterGroup("network", list(self.base.parameters())),
+            ParameterGroup("eta", list(self.eta.parameters()), lr_option="eta_lr", weight_decay=False),
+        ]
+
+    def freeze(self, group: str) -> None:
+        if group == "eta":
+            self.freeze_eta()
+        else:
+            super().freeze(group)
+
+    def log_values(self) -> dict[str, float]:
+        """``eta/<component>`` for every component of every statistic."""
+        report, cols = self.eta_report(), {}
+        for s in self.statistics:
+            v = report[s.name]
+            vals = v if isinstance(v, list) else [v]
+            cols.update({f"eta/{c}": float(x) for c, x in zip(s.names(len(vals)), vals)})
+        return cols
+
+    def describe(self) -> dict[str, Any]:
+        return {"eta": self.eta_report()}
+
+    def eta_vector(self) -> Tensor:
+        """Every component of η in statistic order, as one CPU vector (in η's own dtype)."""
+        return torch.cat([self.eta[self._key(s.name)].detach().cpu() for s in self.statistics])
+
+    def eta_sizes(self) -> dict[str, int]:
+        """Components per statistic, in order (the layout of :meth:`eta_vector`)."""
+        return {s.name: self.eta[self._key(s.name)].numel() for s in self.statistics}
+
+    def load_eta(self, eta: Tensor | Mapping[str, Tensor]) -> None:
+        """Set η from a vector in :meth:`eta_vector`'s layout or a ``{key: tensor}`` state
+        (a checkpoint's ``calibrated_eta``); a mismatch is a ``ValueError``."""
+        if isinstance(eta, Mapping):
+            for k, v in eta.items():
+                if k not in self.eta or self.eta[k].shape != v.shape:
+                    raise ValueError(f"η {k!r} does not fit the model's statistics")
+            parts = [(self.eta[k], v) for k, v in eta.items()]
+        else:
+            sizes = self.eta_sizes()
+            parts = list(zip((self.eta[self._key(n)] for n in sizes), eta.split(list(sizes.values()))))
+        with torch.no_grad():
+            for param, value in parts:
+                param.copy_(value.to(param))
+
+    @contextlib.contextmanager
+    def eta_at(self, eta: Tensor) -> Iterator[HybridEnergy]:
+        """Temporarily set η (a vector in :meth:`eta_vector`'s layout); restored on exit."""
+        before = self.eta_vector()
+        self.load_eta(eta)
+        try:
+            yield self
+        finally:
+            self.load_eta(before)
+
+    def eta_state(self, eta: Tensor | None = None) -> dict[str, Tensor]:
+        """η (or the vector ``eta`` in :meth:`eta_vector`'s layout) as ``{key: tensor}`` on the CPU,
+        what a checkpoint stores as ``calibrated_eta``."""
+        if eta is None:
+            return {k: v.detach().clone().cpu() for k, v in self.eta.items()}
+        sizes = self.eta_sizes()
+        parts = eta.detach().cpu().split(list(sizes.values()))
+        return {self._key(n): p.to(self.eta[self._key(n)].dtype).clone() for n, p in zip(sizes, parts)}
 
     def eta_report(self) -> dict[str, float | list[float]]:
         """η per statistic by name (a float for one component, a list otherwise)."""

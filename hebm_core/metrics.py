@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from hebm_core import tree
+from hebm_core.data import DataBundle
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
-__all__ = ["Metric", "StatisticGap", "GaussianMMD"]
+__all__ = ["Metric", "StatisticGap", "GaussianMMD", "delta_t", "CORE_METRICS"]
 
 
 class Metric(ABC):
@@ -148,3 +149,14 @@ class GaussianMMD(Metric):
 
     def reset(self) -> None:
         self.__init__(self.bandwidth, self.max_points)
+
+
+def delta_t(statistics: list[Statistic], bundle: DataBundle, max_train: int = 10000, chunk: int = 1024) -> Metric:
+    """ΔT per statistic against the reference split, and (when the data has a test split) against
+    up to ``max_train`` training samples, the data η is fitted on."""
+    train = bundle.training_subset(max_train) if bundle.test is not None else None
+    return StatisticGap(statistics, train=train, chunk=chunk)
+
+
+#: metrics every plugin has (the core's ΔT); a run always computes ``delta_t``
+CORE_METRICS: dict[str, Callable[..., Metric]] = {"delta_t": delta_t}

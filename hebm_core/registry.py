@@ -19,11 +19,13 @@ from typing import Any
 
 from hebm_core.data import DataBundle
 from hebm_core.energy import EnergyModel
-from hebm_core.metrics import Metric
+from hebm_core.metrics import CORE_METRICS, Metric
+from hebm_core.objectives import OBJECTIVES, Objective
+from hebm_core.samplers import SAMPLERS, Sampler
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
-__all__ = ["Plugin", "PluginRegistry", "ENTRY_POINT_GROUP", "UnknownNameError", "lookup"]
+__all__ = ["Plugin", "PluginRegistry", "ENTRY_POINT_GROUP", "UnknownNameError", "lookup", "get_registry"]
 
 ENTRY_POINT_GROUP = "hebm.plugins"
 
@@ -53,7 +55,10 @@ class Plugin:
     - ``models``: name -> factory ``(example: Sample, **options) -> EnergyModel``
     - ``statistics``: name -> factory ``(**options) -> Statistic``
     - ``metrics``: name -> factory ``(statistics: list[Statistic], **options) -> Metric``; a factory that
-      names a ``bundle`` keyword also gets the :class:`DataBundle` (e.g. training SMILES for novelty)
+      names a ``bundle`` keyword also gets the :class:`DataBundle` (e.g. training SMILES for novelty);
+      the core's ``delta_t`` is available to every plugin
+    - ``objectives`` / ``samplers``: name -> class, next to the core's built-in ``OBJECTIVES`` /
+      ``SAMPLERS`` (a plugin's own name wins in its runs)
     - ``prior``: ``(n, bundle, sigma) -> Sample``, where samplers start (default: σ·noise in the space
       around training examples' structure); e.g. molecular graphs draw node counts from the training data
     - ``finalize``: ``(samples, bundle) -> Sample``, maps the sampler's continuous output to final samples
@@ -68,10 +73,24 @@ class Plugin:
     models: dict[str, Callable[..., EnergyModel]] = field(default_factory=dict)
     statistics: dict[str, Callable[..., Statistic]] = field(default_factory=dict)
     metrics: dict[str, Callable[..., Metric]] = field(default_factory=dict)
+    objectives: dict[str, type[Objective]] = field(default_factory=dict)
+    samplers: dict[str, type[Sampler]] = field(default_factory=dict)
     prior: Callable[[int, DataBundle, float], Sample] | None = None
     finalize: Callable[[Sample, DataBundle], Sample] | None = None
     write_samples: Callable[..., list[str]] | None = None
     default_config: dict[str, Any] = field(default_factory=dict)
+
+    def all_objectives(self) -> dict[str, type[Objective]]:
+        """The core's objectives and this plugin's."""
+        return {**OBJECTIVES, **self.objectives}
+
+    def all_samplers(self) -> dict[str, type[Sampler]]:
+        """The core's samplers and this plugin's."""
+        return {**SAMPLERS, **self.samplers}
+
+    def all_metrics(self) -> dict[str, Callable[..., Metric]]:
+        """The core's metrics (``delta_t``) and this plugin's."""
+        return {**CORE_METRICS, **self.metrics}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -80,6 +99,8 @@ class Plugin:
             "models": sorted(self.models),
             "statistics": sorted(self.statistics),
             "metrics": sorted(self.metrics),
+            "objectives": sorted(self.objectives),
+            "samplers": sorted(self.samplers),
         }
 
 
@@ -100,7 +121,7 @@ class PluginRegistry:
                 raise TypeError(
                     f"entry point {ep.value!r} gave {type(plugin).__name__}, not a hebm_core.registry.Plugin"
                 )
-        except Exception as exc:  # a broken plugin must not take the others down
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             where = f" ({last.filename}:{last.lineno})" if last else ""
             self.failures[ep.name] = f"{type(exc).__name__}: {exc}{where}"
@@ -117,3 +138,14 @@ class PluginRegistry:
         if name in self.failures and name not in self.plugins:
             raise UnknownNameError(f"plugin {name!r} is installed but failed to load: {self.failures[name]}")
         return lookup(self.plugins, name, "plugin")
+
+
+_REGISTRY: PluginRegistry | None = None
+
+
+def get_registry() -> PluginRegistry:
+    """The process-wide registry of installed plugins (entry points are read once)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = PluginRegistry()
+    return _REGISTRY

@@ -27,7 +27,7 @@ from hebm_core.hybrid import HybridEnergy
 from hebm_core.models import MLPEnergy
 from hebm_core.objectives import ExactScoreMatching, NoiseContrastiveEstimation, PersistentContrastiveDivergence
 from hebm_core.statistics import identity
-from hebm_core.trainer import TrainConfig, Trainer
+from hebm_core.training import TrainConfig, Trainer
 
 
 def make_model(data: torch.Tensor, seed: int = 1) -> HybridEnergy:

@@ -51,15 +51,3 @@ def assert_state_equal(a, b, where: str = "") -> None:
             assert_state_equal(u, v, f"{where}[{i}]")
     else:
         assert a == b, f"{a!r} != {b!r} at {where}"
-
-
-def load_benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module (benchmarks/ is not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod

@@ -234,12 +234,12 @@ def test_resume_continues_a_finished_run(capsys, run_dir, tmp_path):
 
 
 def test_without_matplotlib_there_is_a_note_not_a_crash(monkeypatch, tmp_path):
-    from hebm_core import pipeline
+    from hebm_core import runs
     from hebm_core.config import resolve_config
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
-    comps = pipeline.build(resolve_config(None, {"data": {"name": "moons", "n": 50}}))
-    files, notes = pipeline.write_outputs(comps.bundle.train[:10], comps, tmp_path)
+    comps = runs.build(resolve_config(None, {"data": {"name": "moons", "n": 50}}))
+    files, notes = runs.write_outputs(comps.bundle.train[:10], comps, tmp_path)
     assert files == [str(tmp_path / "samples.pt")] and not (tmp_path / "samples.png").exists()
     assert len(notes) == 1 and "matplotlib is not installed" in notes[0]
 
@@ -276,7 +276,7 @@ def test_evaluate_nll_by_ais_matches_the_exact_gaussian_likelihood(capsys, tmp_p
 
 def test_run_calibrates_eta_and_stores_it_in_the_checkpoint(capsys, tmp_path):
     from hebm_core.checkpoint import load_checkpoint
-    from hebm_core.pipeline import load_run
+    from hebm_core.runs import load_run
 
     rc, _, err = hebm(
         capsys,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hebm_core import pipeline
-from hebm_core.config import ConfigError, cli_overrides, merge, parse_assignment, resolve_config
+from hebm_core import runs
+from hebm_core.config import ConfigError, RunConfig, cli_overrides, merge, parse_assignment, resolve_config
 from hebm_core.registry import Plugin, PluginRegistry, UnknownNameError
 from hebm_core.toy import plugin as toy
 
@@ -52,28 +52,28 @@ def resolve(registry, tmp_path=None, text=None, **overrides):
 def test_merge_order_plugin_default_then_file_then_cli(registry, tmp_path):
     path = write(tmp_path, "[train]\nsteps = 7\nbatch_size = 8\n[data]\nn = 20\n")
     cfg = resolve_config(path, {"plugin": "fake", **cli_overrides(steps=9)}, registry=registry)
-    assert cfg["train"]["steps"] == 9  # CLI over file over plugin
-    assert cfg["train"]["batch_size"] == 8  # file over plugin
-    assert cfg["train"]["lr"] == 0.1  # plugin default kept
-    assert cfg["train"]["ema_decay"] == 0.999  # TrainConfig default filled in
-    assert cfg["data"] == {"name": "rings", "n": 20, "n_test": 32, "radii": [1.0, 3.0]}
-    assert cfg["evaluate"] == {"metrics": []}  # core default (ΔT is always computed)
-    assert list(cfg)[:4] == ["plugin", "statistics", "data", "model"]
+    assert cfg.train.steps == 9  # CLI over file over plugin
+    assert cfg.train.batch_size == 8  # file over plugin
+    assert cfg.train.lr == 0.1  # plugin default kept
+    assert cfg.train.ema_decay == 0.999  # TrainConfig default filled in
+    assert cfg.data.to_dict() == {"name": "rings", "n": 20, "n_test": 32, "radii": [1.0, 3.0]}
+    assert cfg.evaluate.metrics == [] and cfg.hybrid.calibrate_rounds == 0  # defaults (ΔT is always computed)
+    assert list(cfg.to_dict())[:4] == ["plugin", "statistics", "data", "model"]
+    # the plain form round-trips: a checkpoint's spec reads back as the same config
+    assert RunConfig.from_dict(cfg.to_dict(), registry) == cfg
 
 
 def test_changing_a_name_drops_the_old_factory_options(registry, tmp_path):
     cfg = resolve(registry, tmp_path, '[data]\nname = "moons"\nstd = 0.2\n')
-    assert cfg["data"] == {"name": "moons", "std": 0.2}  # no 'radii' / 'n' leaking from rings
+    assert cfg.data.to_dict() == {"name": "moons", "std": 0.2}  # no 'radii' / 'n' leaking from rings
     cfg = resolve_config(None, {"plugin": "fake", **cli_overrides(dataset="moons", assignments=["data.n=9"])}, registry)
-    assert cfg["data"] == {"name": "moons", "n": 9}
+    assert cfg.data.to_dict() == {"name": "moons", "n": 9}
 
 
 def test_statistics_list_is_replaced_and_empty_means_vanilla(registry, tmp_path):
-    assert resolve(registry, tmp_path, 'statistics = ["square", {name = "sin_sum"}]\n')["statistics"] == [
-        "square",
-        {"name": "sin_sum"},
-    ]
-    assert resolve(registry, statistics=[])["statistics"] == []
+    cfg = resolve(registry, tmp_path, 'statistics = ["square", {name = "sin_sum"}]\n')
+    assert cfg.to_dict()["statistics"] == ["square", "sin_sum"]
+    assert resolve(registry, statistics=[]).statistics == []
 
 
 def test_parse_assignment_reads_toml_values():
@@ -97,9 +97,9 @@ def test_merge_replaces_lists_and_recurses_into_tables():
         ('[data\nname = "rings"\n', r"run\.toml: malformed TOML: .*line 1"),
         ("sed = 3\n", r"run\.toml: unknown top-level key 'sed'; known: plugin, statistics, data"),
         ("data = 3\n", r"\[data\] must be a table"),
-        ('[train]\nsteps = "many"\n', r"\[train\] steps must be an integer, got str 'many'"),
+        ('[train]\nsteps = "many"\n', r"\[train\] steps must be an integer >= 0, got str 'many'"),
         ("[train]\nstepz = 3\n", r"\[train\] unknown key 'stepz'; known: steps, batch_size"),
-        ("[train]\nlr = -1.0\n", r"\[train\] train option: lr must be > 0"),
+        ("[train]\nlr = -1.0\n", r"\[train\] lr must be a number > 0, got float -1.0"),
         ("[sampler]\nn_samples = 0\n", r"\[sampler\] n_samples must be a positive integer"),
         ("statistics = 3\n", r"statistics must be a list"),
         ('statistics = ["radius", "radius"]\n', r"statistic 'radius' is listed twice"),
@@ -157,41 +157,53 @@ def test_missing_config_file(registry, tmp_path):
 def test_bad_factory_options(registry, tmp_path, text, message):
     cfg = resolve(registry, tmp_path, text)
     with pytest.raises(ConfigError, match=message):
-        pipeline.build(cfg, registry)
+        runs.build(cfg, registry)
 
 
 def test_build_noise_conditional_follows_the_objective(registry):
-    dsm = pipeline.build(resolve(registry), registry)
+    dsm = runs.build(resolve(registry), registry)
     assert dsm.model.noise_conditional and dsm.model.eta_report() == {"radius": 0.0}
-    ssm = pipeline.build(resolve(registry, objective={"name": "ssm"}, statistics=[]), registry)
+    ssm = runs.build(resolve(registry, objective={"name": "ssm"}, statistics=[]), registry)
     assert not ssm.model.noise_conditional
     assert [s.name for s in ssm.eval_statistics] == ["radius"]  # plugin default statistic still evaluated
 
 
 def test_hybrid_sigma_power_refers_to_the_smallest_training_sigma(registry):
-    comps = pipeline.build(resolve(registry, hybrid={"sigma_power": 2}), registry)
+    comps = runs.build(resolve(registry, hybrid={"sigma_power": 2}), registry)
     assert comps.model.sigma_power == 2.0
     assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
-    assert pipeline.build(resolve(registry), registry).model.sigma_power == 0.0
+    assert runs.build(resolve(registry), registry).model.sigma_power == 0.0
 
 
 def test_hybrid_denoised_reaches_the_model(registry):
-    assert pipeline.build(resolve(registry, hybrid={"denoised": True}), registry).model.denoised
-    assert not pipeline.build(resolve(registry), registry).model.denoised
+    assert runs.build(resolve(registry, hybrid={"denoised": True}), registry).model.denoised
+    assert not runs.build(resolve(registry), registry).model.denoised
     with pytest.raises(ConfigError, match="denoised = true needs a noise-conditional model"):
-        pipeline.build(resolve(registry, objective={"name": "ssm"}, hybrid={"denoised": True}), registry)
+        runs.build(resolve(registry, objective={"name": "ssm"}, hybrid={"denoised": True}), registry)
 
 
 def test_a_statistic_entry_sets_its_own_sigma_power(registry):
     one = [{"name": "radius", "sigma_power": 1}]
-    comps = pipeline.build(resolve(registry, statistics=one, hybrid={"sigma_power": 2}), registry)
+    comps = runs.build(resolve(registry, statistics=one, hybrid={"sigma_power": 2}), registry)
     assert comps.model.sigma_power == 2.0 and comps.model.sigma_powers == {"radius": 1.0}
     # the σ reference is the smallest training σ even when only a statistic scales its term
-    comps = pipeline.build(resolve(registry, statistics=one), registry)
+    comps = runs.build(resolve(registry, statistics=one), registry)
     assert comps.model.sigma_power == 0.0 and comps.model.sigma_powers == {"radius": 1.0}
     assert comps.model.sigma_ref == pytest.approx(float(comps.objective.sigmas.min()))
     assert [s.name for s in comps.eval_statistics] == ["radius"]
     with pytest.raises(ConfigError, match=r"statistic 'radius': sigma_power must be a number >= 0, got -1"):
-        pipeline.build(resolve(registry, statistics=[{"name": "radius", "sigma_power": -1}]), registry)
+        runs.build(resolve(registry, statistics=[{"name": "radius", "sigma_power": -1}]), registry)
     with pytest.raises(ConfigError, match="sigma_power scales a hybrid term; give it in the top-level statistics"):
-        pipeline.build(resolve(registry, evaluate={"statistics": [{"name": "radius", "sigma_power": 1}]}), registry)
+        runs.build(resolve(registry, evaluate={"statistics": [{"name": "radius", "sigma_power": 1}]}), registry)
+
+
+def test_a_report_config_reads_back_through_json(registry):
+    """What report.json stores (strict JSON: no inf) is a config RunConfig.from_dict accepts as the same run."""
+    import json
+
+    from hebm_core.runs.report import jsonable
+
+    cfg = resolve(registry, hybrid={"calibrate_max_kl": float("inf"), "calibrate_rounds": 2})
+    assert cfg.hybrid.calibrate_max_kl is None  # TOML's inf means no bound, stored as null
+    text = json.dumps(jsonable(cfg.to_dict()), allow_nan=False)
+    assert RunConfig.from_dict(json.loads(text), registry) == cfg

@@ -8,7 +8,8 @@ import pytest
 import torch
 from _util import fit
 
-from hebm_core import EnergyModel, HybridEnergy, MLPEnergy
+from hebm_core import EnergyModel, HybridEnergy, MLPEnergy, runs
+from hebm_core.calibration import CalibrationOptions, calibrate, median_of_means
 from hebm_core.config import ConfigError
 from hebm_core.models import GaussianEnergy
 from hebm_core.objectives import DenoisingScoreMatching
@@ -18,7 +19,6 @@ from hebm_core.statistics import identity, radius, sin_sum, square, statistic
 
 def toy_gaussian(statistics, data, sampler, **overrides):
     """The toy plugin's N(0, I) base (SSM) tilted by ``statistics``, on its Gaussian ``data``, sampled by Langevin."""
-    from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
     cfg = {
@@ -30,7 +30,18 @@ def toy_gaussian(statistics, data, sampler, **overrides):
         "sampler": {"name": "langevin", **sampler},
         **overrides,
     }
-    return pipeline.build(resolve_config(overrides=cfg))
+    return runs.build(resolve_config(overrides=cfg))
+
+
+def calibrated(exp, model=None, n=None, **options):
+    """:func:`hebm_core.runs.calibrate_eta` with these calibration options; the model then takes the
+    η it found (the stage itself leaves the model's η as it was). Returns the history."""
+    model = model or exp.model
+    before = model.eta_vector().clone()
+    result = runs.calibrate_eta(model, exp, options=CalibrationOptions(**options) if options else None, n=n)
+    assert torch.equal(model.eta_vector(), before)
+    model.load_eta(result.eta)
+    return result.history
 
 
 def test_starts_vanilla_and_follows_the_sign_convention():
@@ -234,13 +245,11 @@ def test_eta_calibration_informative_vs_sin():
 
 def test_calibrate_eta_matches_the_data_moments():
     """With T = x on a unit Gaussian base, E_model[T] = η, so moment matching must land η on the data mean."""
-    from hebm_core import pipeline
-
     comps = toy_gaussian(
         ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
     )
     assert comps.model.eta_report() == {"identity": [0.0, 0.0]}
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=1.0)
+    history = calibrated(comps, rounds=3, n=4000, lr=1.0)
     data_mean = comps.bundle.train.double().mean(0)
     eta = torch.tensor(history[-1]["eta"]["identity"], dtype=torch.float64)
     assert torch.allclose(eta, data_mean, atol=0.08)  # the base is N(0, I): the hybrid's mean is η
@@ -251,7 +260,7 @@ def test_calibrate_eta_matches_the_data_moments():
     # on the answer (the response is linear), and the model keeps the best η seen
     with torch.no_grad():
         comps.model.eta["identity"].zero_()
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=8.0)
+    history = calibrated(comps, rounds=3, n=4000, lr=8.0)
     assert not history[1]["kept"] and history[2]["step"] == "secant" and history[2]["kept"]
     sizes = [sum(abs(g) for g in h["gap"]["identity"]) for h in history if h["kept"]]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.08
@@ -264,7 +273,7 @@ def test_calibrate_eta_matches_the_data_moments():
     # step at most 4× the previous one)
     with torch.no_grad():
         comps.model.eta["identity"].zero_()
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=4000, lr=0.1)
+    history = calibrated(comps, rounds=3, n=4000, lr=0.1)
     assert [h["step"] for h in history] == ["start", "newton", "secant", "secant"]
     assert torch.allclose(torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64), data_mean, atol=0.08)
 
@@ -273,18 +282,16 @@ def test_calibration_warns_when_it_keeps_no_step():
     """A rate of 8 steps T = x eight times too far (the gap grows from m to 7m): with one round that step
     is undone and nothing else is tried, so η stays 0 and a warning says so; one more round's secant
     lands on the answer without a warning."""
-    from hebm_core import pipeline
-
     comps = toy_gaussian(
         ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 2000}
     )
     with pytest.warns(UserWarning, match="kept none of its 1 steps"):
-        history = pipeline.calibrate_eta(comps.model, comps, rounds=1, n=2000, lr=8.0)
+        history = calibrated(comps, rounds=1, n=2000, lr=8.0)
     assert [h["kept"] for h in history] == [True, False]
     assert comps.model.eta_report()["identity"] == [0.0, 0.0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        history = pipeline.calibrate_eta(comps.model, comps, rounds=2, n=2000, lr=8.0)
+        history = calibrated(comps, rounds=2, n=2000, lr=8.0)
     assert [h["kept"] for h in history] == [True, False, True]
     eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
     assert torch.allclose(eta, comps.bundle.train.double().mean(0), atol=0.1)
@@ -293,8 +300,6 @@ def test_calibration_warns_when_it_keeps_no_step():
 def test_calibrate_eta_is_scale_free_across_components():
     """Components on scales 100 apart: Newton's first step divides by each one's variance, so both
     land on the data's moments in the same rounds (η·c = data mean for T = c·x on a N(0, I) base)."""
-    from hebm_core import pipeline
-
     comps = toy_gaussian([], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000})
 
     @statistic(name="scaled")
@@ -302,7 +307,7 @@ def test_calibrate_eta_is_scale_free_across_components():
         return x * torch.tensor([100.0, 0.01])
 
     model = HybridEnergy(comps.model, [scaled], example=comps.example)
-    history = pipeline.calibrate_eta(model, comps, rounds=2, n=4000, lr=1.0)
+    history = calibrated(comps, model, rounds=2, n=4000, lr=1.0)
     eta = torch.tensor(model.eta_report()["scaled"], dtype=torch.float64)
     data_mean = comps.bundle.train.double().mean(0)
     assert torch.allclose(eta * torch.tensor([100.0, 0.01], dtype=torch.float64), data_mean, atol=0.08), eta
@@ -317,8 +322,6 @@ def test_calibrate_eta_steps_correlated_components_jointly(a22):
     step would overshoot twofold, and a plain inverse would amplify the noise along the repeated
     direction (the pseudo-inverse drops it). (η₂ itself is ill-determined: a22·η₂ is the mean of
     x₂, known to the sampler's ±0.03.)"""
-    from hebm_core import pipeline
-
     comps = toy_gaussian([], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000})
     a = torch.tensor([[1.0, 0.0], [1.0, a22]])
 
@@ -327,7 +330,7 @@ def test_calibrate_eta_steps_correlated_components_jointly(a22):
         return x @ a.T.to(x)
 
     model = HybridEnergy(comps.model, [coupled], example=comps.example)
-    history = pipeline.calibrate_eta(model, comps, rounds=2, n=4000, lr=1.0)
+    history = calibrated(comps, model, rounds=2, n=4000, lr=1.0)
     m = comps.bundle.train.double().mean(0)
     assert history[1]["step"] == "newton" and history[1]["kept"]
     for eta in (history[1]["eta"]["coupled"], model.eta_report()["coupled"]):
@@ -343,7 +346,6 @@ def test_joint_calibration_fits_coupled_moments_where_per_component_secants_stal
     response to η is far from linear (a first Newton step overshoots and is undone). The joint rule
     (the current covariance and one measured response factor) lands on the exact η in 6 rounds;
     per-component secants, on the same draws, stay ~0.5 off in η₁."""
-    from hebm_core import pipeline
     from hebm_core.config import resolve_config
 
     errors = {}
@@ -357,8 +359,8 @@ def test_joint_calibration_fits_coupled_moments_where_per_component_secants_stal
         data = comps.bundle.train.double()
         m, v = data.mean(0), data.var(0)
         exact = torch.cat([m / v, (1 - 1 / v) / 2])
-        hyb = comps.config["hybrid"]
-        history = pipeline.calibrate_eta(comps.model, comps, rounds=6, n=4000, lr=1.0, method=hyb["calibrate_method"])
+        hyb = comps.config.hybrid
+        history = calibrated(comps, rounds=6, n=4000, lr=1.0, method=hyb.calibrate_method)
         assert not history[1]["kept"] and history[-1]["step"] == method
         eta = torch.tensor(comps.model.eta_report()["identity_m2"], dtype=torch.float64)
         errors[method] = (eta - exact).abs().max().item()
@@ -368,8 +370,6 @@ def test_joint_calibration_fits_coupled_moments_where_per_component_secants_stal
 
 
 def test_median_of_means_ignores_a_few_wild_rows():
-    from hebm_core.pipeline import median_of_means
-
     g = torch.Generator().manual_seed(0)
     t = torch.randn(1000, 2, generator=g, dtype=torch.float64) * 0.1 + torch.tensor([1.0, -2.0], dtype=torch.float64)
     clean = t.mean(0)
@@ -383,79 +383,69 @@ def test_calibration_survives_a_diverging_round():
     """T = x² with η > 1/2 makes exp(−x²/2 + η x²) improper and Langevin blow up: that round is
     undone (recorded as diverged) and the next tries back off, instead of aborting the run. None of
     the three tries beats the start here, which the calibration warns of."""
-    from hebm_core import pipeline
-
     comps = toy_gaussian(
         ["square"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 2000}
     )
     with pytest.warns(UserWarning, match="kept none of its 3 steps"):
-        history = pipeline.calibrate_eta(comps.model, comps, rounds=3, n=2000, lr=20.0)
+        history = calibrated(comps, rounds=3, n=2000, lr=20.0)
     assert "diverged" in history[1] and not history[1]["kept"]
     assert history[2]["step"] == "backtrack"
     eta = torch.tensor(comps.model.eta_report()["square"])
     assert torch.isfinite(eta).all() and (eta < 0.5).all()  # the model keeps a proper η
 
 
-def exact_tilt_sampler(run_off):
-    """A stand-in for ``pipeline.draw_samples``: exact draws of the N(0, I) base tilted by T = x,
-    N(η, I) (the same noise every round), passed through ``run_off(x, η)`` to make chains run off."""
+def exact_tilt(run_off, data):
+    """Moment matching of the N(0, I) base tilted by T = x, measured on exact draws N(η, I) (the same
+    noise every round) passed through ``run_off(x, η)`` to make chains run off: the algorithm alone,
+    with no sampler or model. Returns ``(measure, target, η₀)`` for :func:`calibrate`."""
 
-    def draw(model, comps, n):
-        eta = torch.tensor(model.eta_report()["identity"])
-        return run_off(eta + torch.randn(n, 2, generator=torch.Generator().manual_seed(0)), eta), None
+    def measure(eta):
+        x = eta.float() + torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+        return run_off(x, eta.float())
 
-    return draw
+    return measure, data, torch.zeros(2)
 
 
-def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged(monkeypatch):
+def test_calibration_treats_chains_that_ran_off_to_finite_values_as_diverged():
     """A sampler that returns huge but finite chains (here: N(η, 1) times 1e15 once any |η| > 4,
     for T = x on the N(0, I) base, whose moment-matching η is the data mean) gives no NaN to catch.
     Such a round counts as diverged and the next tries back off halfway (12 → 6 → 3 for a mean of
     1.5 at rate 8) until one is sane, and the secant through that one lands on the answer; a secant
     through the runaway gap would instead have cut the step to ~1e-15 and left η at 0."""
-    from hebm_core import pipeline
-
-    comps = toy_gaussian(
-        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
-    )
+    comps = toy_gaussian(["identity"], {"n": 4000, "mean_scale": 1.5}, {"n_samples": 4000})
 
     def run_off(x, eta):
         return x * 1e15 if eta.abs().max() > 4 else x
 
-    monkeypatch.setattr(pipeline, "draw_samples", exact_tilt_sampler(run_off))
-    history = pipeline.calibrate_eta(comps.model, comps, rounds=5, n=4000, lr=8.0)
+    result = calibrate(*exact_tilt(run_off, comps.bundle.train), CalibrationOptions(rounds=5, lr=8.0), {"identity": 2})
+    history = result.history
     assert ["diverged" in r for r in history] == [False, True, True, False, False, False]
     assert "chains ran off" in history[1]["diverged"] and history[1]["gap"]["identity"][0] > 1e14
     assert [r["step"] for r in history[2:5]] == ["backtrack", "backtrack", "secant"] and history[4]["kept"]
     data_mean = comps.bundle.train.double().mean(0)
     halves = [torch.tensor(history[r]["eta"]["identity"], dtype=torch.float64) for r in (1, 2, 3)]
     assert torch.allclose(halves[1], halves[0] / 2) and torch.allclose(halves[2], halves[0] / 4)
-    eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
-    assert torch.allclose(eta, data_mean, atol=0.05), (eta, data_mean)
+    assert result.eta.dtype == torch.float32  # every tried η is rounded to the start's dtype
+    assert torch.allclose(result.eta.double(), data_mean, atol=0.05), (result.eta, data_mean)
     assert [r["ran_off"] for r in history] == [0, 4000, 4000, 0, 0, 0]
 
 
-def test_calibration_counts_and_warns_of_a_few_chains_that_ran_off(monkeypatch):
+def test_calibration_counts_and_warns_of_a_few_chains_that_ran_off():
     """Three of 4,000 chains run off once η > 1, all in one of the ten interleaved groups: the
     median of means outvotes them, so η still lands on the data mean, but the history counts them
     and a warning says that sampling at this η can give such chains again."""
-    from hebm_core import pipeline
-
-    comps = toy_gaussian(
-        ["identity"], {"n": 4000, "mean_scale": 1.5}, {"step_size": 0.05, "n_steps": 300, "n_samples": 4000}
-    )
+    comps = toy_gaussian(["identity"], {"n": 4000, "mean_scale": 1.5}, {"n_samples": 4000})
 
     def run_off(x, eta):
         if eta.max() > 1:
             x[0:30:10] *= 1e15
         return x
 
-    monkeypatch.setattr(pipeline, "draw_samples", exact_tilt_sampler(run_off))
     with pytest.warns(UserWarning, match="at the kept η 3 of 4000 chains ran off"):
-        history = pipeline.calibrate_eta(comps.model, comps, rounds=2, n=4000, lr=1.0)
-    assert [r["ran_off"] for r in history] == [0, 3, 3] and all(r["kept"] for r in history)
-    eta = torch.tensor(comps.model.eta_report()["identity"], dtype=torch.float64)
-    assert torch.allclose(eta, comps.bundle.train.double().mean(0), atol=0.05)
+        result = calibrate(*exact_tilt(run_off, comps.bundle.train), CalibrationOptions(rounds=2, lr=1.0))
+    assert [r["ran_off"] for r in result.history] == [0, 3, 3] and all(r["kept"] for r in result.history)
+    assert set(result.history[0]["gap"]) == {"eta"}  # without blocks: one block named eta
+    assert torch.allclose(result.eta.double(), comps.bundle.train.double().mean(0), atol=0.05)
 
 
 def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
@@ -464,7 +454,6 @@ def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
     round diverges, and 8 rounds land on the moment-matching η of this sampler: ULA with step h on
     the tilt N(0, 1/λ), λ = 1 − 2η, has stationary E[x²] = 1/(λ(1 − hλ/2)), so λ solves
     λ − hλ²/2 = 1/E_data[x²]."""
-    from hebm_core import pipeline
     from hebm_core.calibration import step_kl, within_kl
 
     h = 0.05
@@ -476,7 +465,7 @@ def test_kl_bound_lets_the_calibration_reach_what_a_full_step_diverges_from():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        history = pipeline.calibrate_configured(comps.model, comps)
+        history = calibrated(comps)
     assert history[1]["step"] == "newton" and history[1]["bounded"] and history[1]["step_kl"] == pytest.approx(1.0)
     assert not any("diverged" in r for r in history)
     assert all(r["step_kl"] <= 1.0 + 1e-9 for r in history[1:])
@@ -505,8 +494,6 @@ def test_calibrate_max_kl_must_be_a_positive_number(value):
 
 
 def test_median_of_group_variances_ignores_a_wild_row():
-    from hebm_core.pipeline import median_of_means
-
     g = torch.Generator().manual_seed(1)
     t = torch.randn(1000, 1, generator=g, dtype=torch.float64)
     t[7, 0] = 190.0  # one runaway chain: the plain variance jumps from ~1 to ~37
@@ -520,7 +507,6 @@ def test_moments_statistic_matches_the_data_variance_too():
     variance is the data's (0.86 and 0.39 here), as the maximum-entropy solution says. (A small mean
     keeps x and x² weakly correlated: on strongly coupled components the calibration's per-component
     secant steps after the first converge slowly.)"""
-    from hebm_core import pipeline
     from hebm_core.config import resolve_config
     from hebm_core.statistics import Moments
 
@@ -530,8 +516,8 @@ def test_moments_statistic_matches_the_data_variance_too():
             {"n": 4000, "mean_scale": 0.3, "condition": 4.0},
             {"step_size": 0.02, "n_steps": 400, "n_samples": 4000},
         )
-        pipeline.calibrate_eta(comps.model, comps, rounds=10, n=4000, lr=1.0)
-        samples, _ = pipeline.draw_samples(comps.model, comps)
+        calibrated(comps, rounds=10, n=4000, lr=1.0)
+        samples, _ = runs.SamplingPlan.build(comps).draw(comps.model, comps)
         return comps, samples.double()
 
     comps, two = fitted({"name": "identity", "moments": 2})
@@ -546,4 +532,4 @@ def test_moments_statistic_matches_the_data_variance_too():
     x = torch.tensor([[2.0, -1.0]])
     assert stat(x).tolist() == [[2.0, -1.0, 4.0, 1.0]]
     with pytest.raises(ConfigError, match="moments must be an integer >= 1"):
-        pipeline.build(resolve_config(overrides={"plugin": "toy", "statistics": [{"name": "identity", "moments": 0}]}))
+        runs.build(resolve_config(overrides={"plugin": "toy", "statistics": [{"name": "identity", "moments": 0}]}))

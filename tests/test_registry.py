@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hebm_core import config as config_module
+from hebm_core import registry as registry_module
 from hebm_core.cli import main
 from hebm_core.data import DataBundle
 from hebm_core.registry import Plugin, PluginRegistry, UnknownNameError
@@ -75,7 +75,7 @@ def plugin_path(tmp_path, monkeypatch) -> Path:
         )
     )
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setattr(config_module, "_REGISTRY", None)  # the CLI's cached registry must re-read entry points
+    monkeypatch.setattr(registry_module, "_REGISTRY", None)  # the CLI's cached registry must re-read entry points
     yield root
     for mod in ("hebm_testplug", "hebm_brokenplug"):
         sys.modules.pop(mod, None)

@@ -7,7 +7,7 @@ import torch
 from hebm_core import EnergyModel, HybridEnergy, Space, statistic
 from hebm_core.objectives import DenoisingScoreMatching
 from hebm_core.samplers import AnnealedLangevin
-from hebm_core.trainer import TrainConfig, Trainer
+from hebm_core.training import TrainConfig, Trainer
 
 
 class GraphSpace(Space):

@@ -18,7 +18,7 @@ from hebm_core.hybrid import HybridEnergy
 from hebm_core.models import MLPEnergy
 from hebm_core.objectives import DenoisingScoreMatching, ObjectiveOutput, PersistentContrastiveDivergence
 from hebm_core.statistics import identity
-from hebm_core.trainer import (
+from hebm_core.training import (
     TrainConfig,
     Trainer,
     TrainingDivergedError,
@@ -304,13 +304,13 @@ def test_truncated_garbage_missing_and_foreign_checkpoints_give_one_line_errors(
 def test_checkpoint_loads_with_weights_only_and_restores_ema_weights(trained_checkpoint):
     payload = torch.load(trained_checkpoint, weights_only=True)
     expected = {"format_version", "step", "model", "objective", "optimizer", "ema", "rng", "data_iter", "config"}
-    assert expected | {"spec", "eta"} <= set(payload)
+    assert expected | {"spec", "model_info"} <= set(payload)
     assert payload["format_version"] == FORMAT_VERSION and payload["step"] == 6
     assert set(payload["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert isinstance(payload["rng"]["numpy"]["keys"], torch.Tensor)
     assert payload["spec"]["model"] == {"name": "mlp", "hidden": 16}
     assert payload["config"]["steps"] == 6 and payload["config"]["ema_decay"] == 0.9
-    assert set(payload["eta"]) == {"identity"}
+    assert set(payload["model_info"]["eta"]) == {"identity"}
 
     ema_model, raw_model = make_model(seed=99), make_model(seed=98)
     load_model_state(ema_model, payload)  # EMA weights by default
@@ -383,14 +383,19 @@ def test_nan_loss_raises_a_clear_error_without_corrupting_the_weights():
 
 
 def test_config_from_dict():
-    cfg = TrainConfig.from_dict({"steps": 10.0, "lr": "1e-3", "eta_lr": None, "progress": False})
-    assert cfg.steps == 10 and isinstance(cfg.steps, int) and cfg.lr == 1e-3 and cfg.progress is False
-    with pytest.raises(ValueError, match=r"unknown train option\(s\): bogus, lrate; known: steps, batch_size"):
+    """One rule for Python and config files: types exact (an int is a number), ranges checked, one line each."""
+    cfg = TrainConfig.from_dict({"steps": 10, "lr": 1, "eta_lr": None, "progress": False})
+    assert cfg.steps == 10 and cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.progress is False
+    with pytest.raises(ValueError, match=r"\[train\] unknown key 'lrate'; known: steps, batch_size"):
         TrainConfig.from_dict({"lrate": 1, "bogus": 2})
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match=r"\[train\] steps must be an integer >= 0, got float 1.5"):
         TrainConfig.from_dict({"steps": 1.5})
-    with pytest.raises(ValueError, match="ema_decay"):
+    with pytest.raises(ValueError, match=r"\[train\] lr must be a number > 0, got str '1e-3'"):
+        TrainConfig.from_dict({"lr": "1e-3"})
+    with pytest.raises(ValueError, match=r"ema_decay must be a number in \[0, 1\)"):
         TrainConfig.from_dict({"ema_decay": 1.0})
+    with pytest.raises(ValueError, match="lr must be a number > 0, got float nan"):
+        TrainConfig(lr=float("nan"))
     assert math.isclose(TrainConfig().lr, 1e-3)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import Tensor
 
 from hebm_core import statistics as S
-from hebm_core.metrics import GaussianMMD, Metric, StatisticGap
+from hebm_core.metrics import GaussianMMD, Metric
 from hebm_core.models import GaussianEnergy, MLPEnergy
 from hebm_core.registry import Plugin
 from hebm_core.statistics import Statistic
@@ -46,11 +46,6 @@ def _fixed(stat: Statistic) -> Callable[[], Statistic]:
     return factory
 
 
-def delta_t(statistics: list[Statistic]) -> Metric:
-    """ΔT per statistic: |E_model T − E_data T|."""
-    return StatisticGap(statistics)
-
-
 def mmd(statistics: list[Statistic], bandwidth: float | None = None, max_points: int = 4000) -> Metric:
     """Gaussian-kernel MMD² between samples and reference data."""
     return GaussianMMD(bandwidth=bandwidth, max_points=max_points)
@@ -82,7 +77,7 @@ plugin = Plugin(
     datasets=dict(DATASETS),
     models={"mlp": mlp, "gaussian": gaussian},
     statistics={s.name: _fixed(s) for s in (S.identity, S.square, S.sin_sum, S.radius)},
-    metrics={"delta_t": delta_t, "mmd": mmd},
+    metrics={"mmd": mmd},
     write_samples=write_samples,
     default_config=DEFAULT_CONFIG,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from hebm_core.data import DataBundle
-from hebm_core.metrics import Metric, StatisticGap
+from hebm_core.metrics import Metric
 from hebm_core.registry import Plugin
 from hebm_core.statistics import Statistic
 from hebm_mol.datasets import DATASETS
@@ -48,11 +48,6 @@ def prior(n: int, bundle: DataBundle, sigma: float) -> tuple[torch.Tensor, torch
 def finalize(samples, bundle: DataBundle):
     """GDSS quantisation: bond orders by thresholds 0.5 / 1.5 / 2.5, elements by argmax."""
     return quantize(*samples)
-
-
-def delta_t(statistics: list[Statistic]) -> Metric:
-    """ΔT per statistic on the final (quantised) graphs."""
-    return StatisticGap(statistics)
 
 
 def molecules(
@@ -108,7 +103,7 @@ plugin = Plugin(
     datasets=dict(DATASETS),
     models={"edp_gnn": EDPGNNEnergy},
     statistics={"valency": valency},
-    metrics={"delta_t": delta_t, "molecules": molecules},
+    metrics={"molecules": molecules},
     prior=prior,
     finalize=finalize,
     write_samples=write_samples,

@@ -27,6 +27,7 @@ __all__ = [
     "canonical_smiles",
     "canonical_smiles_set",
     "canonicalize_smiles",
+    "clear_caches",
     "correct_mol",
     "evaluate_molecules",
     "fcd_score",
@@ -138,6 +139,13 @@ def canonical_smiles_set(smiles: Iterable[str], cache_dir: str | os.PathLike | N
             _atomic_write(path, "\n".join(sorted(result)).encode())
     _canon_cache[key] = result
     return result
+
+
+def clear_caches() -> None:
+    """Forget what this process memoised (canonical training sets, test references, FCD and NSPDK reference
+    statistics); files written to a ``cache_dir`` stay and are read again on the next call."""
+    for cache in (_canon_cache, _fcd_ref_cache, _nspdk_ref_cache, _ref_cache):
+        cache.clear()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

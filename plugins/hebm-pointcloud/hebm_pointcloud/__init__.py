@@ -5,18 +5,20 @@ Registered through the ``hebm.plugins`` entry point ``pointcloud = "hebm_pointcl
 Its ``default_config`` (``hebm run --plugin pointcloud``) trains a hybrid model with the
 Laplacian statistic on the embedded primitives (tables and chairs made of Open3D boxes), sized
 for a few CPU minutes; ``configs/shapenet.toml`` runs on ShapeNet and ``configs/gpu.toml`` scales up.
+:func:`open3d` returns the Open3D module, imported lazily (after libusb) on first use.
 """
 
 from __future__ import annotations
 
 from hebm_core.registry import Plugin
+from hebm_pointcloud._open3d import open3d
 from hebm_pointcloud.data import DATASETS
 from hebm_pointcloud.metrics import METRICS
 from hebm_pointcloud.model import MODELS
 from hebm_pointcloud.render import write_samples
 from hebm_pointcloud.statistics import STATISTICS
 
-__all__ = ["plugin", "DEFAULT_CONFIG"]
+__all__ = ["plugin", "DEFAULT_CONFIG", "open3d"]
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from hebm_core.data import DataBundle
-from hebm_core.metrics import Metric, StatisticGap
+from hebm_core.metrics import Metric
 from hebm_core.statistics import Statistic
 from hebm_pointcloud.geometry import chamfer_matrix, check_clouds
 
@@ -257,10 +257,4 @@ def reference_labels(bundle: DataBundle) -> list[str] | None:
     return list(labels) if labels else None
 
 
-def delta_t(statistics: list[Statistic]) -> Metric:
-    """ΔT per statistic: |E_model T − E_data T| (the Laplacian gap)."""
-    return StatisticGap(statistics)
-
-
-#: name -> factory, as the plugin registers them
-METRICS = {"pointflow": pointflow, "delta_t": delta_t}
+METRICS = {"pointflow": pointflow}

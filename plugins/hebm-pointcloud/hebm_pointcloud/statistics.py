@@ -50,6 +50,8 @@ __all__ = [
     "InertiaStatistic",
     "SpacingStatistic",
     "D2Statistic",
+    "pair_partners",
+    "device_constant",
     "RELATIVE",
     "TRANSFORMS",
     "STATISTICS",
@@ -239,7 +241,7 @@ def inertia_statistic() -> InertiaStatistic:
 
 
 @functools.lru_cache(maxsize=32)
-def _partners(n: int, partners: int, device: torch.device) -> Tensor:
+def pair_partners(n: int, partners: int, device: torch.device) -> Tensor:
     """``[n, m]`` partner indices, ``m = min(partners, n − 1)``: point i's are i + o (mod n) for m
     offsets o spread over 1..n−1. Every point is in 2m pairs, and as clouds are in random order
     these are random pairs (all pairs when m = n − 1). Cached: a sampler calls this every step."""
@@ -249,7 +251,7 @@ def _partners(n: int, partners: int, device: torch.device) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+def device_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
     """``values`` as a tensor on ``device``, made once (no host-to-device copy per sampling step)."""
     return torch.tensor(values, dtype=dtype, device=device)
 
@@ -325,9 +327,9 @@ class D2Statistic(Statistic):
 
     def compute(self, x: Tensor) -> Tensor:
         x = check_clouds(x)
-        partner = _partners(x.shape[1], self.partners, x.device)
+        partner = pair_partners(x.shape[1], self.partners, x.device)
         d = ((x.unsqueeze(2) - x[:, partner]).pow(2).sum(-1) + 1e-12).sqrt()  # [B, n, m]
-        return _GaussianBins.apply(d, _constant(tuple(self.centres), x.dtype, x.device), self.bandwidth)
+        return _GaussianBins.apply(d, device_constant(tuple(self.centres), x.dtype, x.device), self.bandwidth)
 
     def __repr__(self) -> str:
         return (
