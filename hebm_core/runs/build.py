@@ -1,0 +1,194 @@
+"""From a resolved configuration to the parts of one experiment: data, statistics, objective, model.
+
+Every name is looked up in a dict registry (the plugin's datasets/models/statistics/metrics, the
+core's and the plugin's objectives and samplers); nothing here knows a particular domain.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hebm_core import tree
+from hebm_core.config import ConfigError, RunConfig, StatisticEntry
+from hebm_core.data import DataBundle
+from hebm_core.energy import EnergyModel
+from hebm_core.hybrid import HybridEnergy
+from hebm_core.objectives import Objective
+from hebm_core.registry import Plugin, PluginRegistry, get_registry, lookup
+from hebm_core.statistics import Moments, Statistic
+from hebm_core.training import seed_everything
+from hebm_core.tree import Sample
+
+__all__ = ["Experiment", "EXAMPLE_SIZE", "accepts", "build", "call_factory"]
+
+#: size of the example batch given to model factories and HybridEnergy
+EXAMPLE_SIZE = 256
+
+
+@dataclass
+class Experiment:
+    """Everything built from one configuration, before training: its config, plugin, data, the
+    hybrid's statistics (and those only evaluated), the model and the objective."""
+
+    config: RunConfig
+    plugin: Plugin
+    bundle: DataBundle
+    example: Sample
+    statistics: list[Statistic]
+    eval_statistics: list[Statistic]
+    model: EnergyModel
+    objective: Objective
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> Sample:
+        """Data the metrics compare samples with: the test split if there is one."""
+        return self.bundle.reference
+
+    @property
+    def training_sigmas(self) -> Tensor | None:
+        """The objective's noise levels, largest first (``None`` if it uses none)."""
+        s = getattr(self.objective, "sigmas", None)
+        if not isinstance(s, Tensor) or s.numel() == 0:
+            return None
+        return s.detach().double().flatten().sort(descending=True).values.cpu()
+
+
+# --------------------------------------------------------------------------- factories
+def _accepted(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``factory`` accepts, or ``None`` when it takes ``**kwargs`` all the way down."""
+    try:
+        if isinstance(factory, type):
+            names: set[str] = set()
+            for klass in factory.__mro__:
+                init = klass.__dict__.get("__init__")
+                if init is None:
+                    continue
+                params = list(inspect.signature(init).parameters.values())[1:]
+                names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+                if not any(p.kind is p.VAR_KEYWORD for p in params):
+                    return names
+            return None
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def accepts(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` names the keyword ``name`` (a bare ``**kwargs`` does not count)."""
+    names = _accepted(factory)
+    return names is not None and name in names
+
+
+def call_factory(
+    kind: str, name: str, factory: Callable[..., Any], *args: Any, internal: tuple[str, ...] = (), **options
+):
+    """``factory(*args, **options)``; an option it does not take or rejects is one :class:`ConfigError` line.
+
+    ``internal`` names keywords the run stages supply themselves (``example``, ``space``), which are
+    not listed as user options.
+    """
+    known = _accepted(factory)
+    if known is not None:
+        unknown = sorted(set(options) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known - set(internal))) or "none"
+            raise ConfigError(
+                f"bad option for {kind} {name!r}: unexpected {', '.join(map(repr, unknown))}; accepted: {allowed}"
+            )
+    try:
+        return factory(*args, **options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad option for {kind} {name!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- build
+def _statistic(item: StatisticEntry, plugin: Plugin) -> Statistic:
+    """The plugin's statistic for one entry (its powers up to ``moments`` when given)."""
+    factory = lookup(plugin.statistics, item.name, "statistic", plugin.name)
+    stat = call_factory("statistic", item.name, factory, **item.options)
+    return Moments(stat, item.moments) if item.moments is not None else stat
+
+
+def _evaluated(cfg: RunConfig, plugin: Plugin, statistics: list[Statistic]) -> list[Statistic]:
+    """The hybrid's statistics, then ``[evaluate] statistics`` and the plugin's default ones (once each)."""
+    out = list(statistics)
+    defaults = [StatisticEntry.parse(s) for s in plugin.default_config.get("statistics", [])]
+    for item in [*cfg.evaluate.statistics, *defaults]:
+        stat = _statistic(item, plugin)
+        if stat.name not in {t.name for t in out}:
+            out.append(stat)
+    return out
+
+
+def _dataset(cfg: RunConfig, plugin: Plugin) -> DataBundle:
+    name = cfg.data.name
+    bundle = call_factory("dataset", name, lookup(plugin.datasets, name, "dataset", plugin.name), **cfg.data.options)
+    if not isinstance(bundle, DataBundle):
+        raise ConfigError(f"dataset {name!r} of plugin {plugin.name!r} returned {type(bundle).__name__}, not a DataBundle")
+    bundle.info.setdefault("name", name)
+    return bundle
+
+
+def _model(cfg: RunConfig, plugin: Plugin, example: Sample, noise_levels: bool) -> EnergyModel:
+    """The plugin's network, noise-conditional when the objective feeds noise levels (unless configured)."""
+    name, options = cfg.model.name, dict(cfg.model.options)
+    factory = lookup(plugin.models, name, "model", plugin.name)
+    if accepts(factory, "noise_conditional"):
+        options.setdefault("noise_conditional", noise_levels)
+    seed_everything(cfg.train.seed)
+    model = call_factory("model", name, factory, internal=("example",), example=example, **options)
+    if not isinstance(model, EnergyModel):
+        raise ConfigError(f"model {name!r} of plugin {plugin.name!r} returned {type(model).__name__}, not an EnergyModel")
+    return model
+
+
+def _hybrid(cfg: RunConfig, base: EnergyModel, statistics: list[Statistic], example: Sample, objective) -> HybridEnergy:
+    """The network plus η·T; the σ reference of a scaled term is the smallest training σ."""
+    powers = {stat.name: item.sigma_power for item, stat in zip(cfg.statistics, statistics) if item.sigma_power is not None}
+    hyb = cfg.hybrid
+    sigmas = getattr(objective, "sigmas", None)
+    scaled = hyb.sigma_power or any(powers.values())
+    ref = float(sigmas.min()) if scaled and isinstance(sigmas, Tensor) and sigmas.numel() else 1.0
+    if hyb.denoised and not base.noise_conditional:
+        raise ConfigError(
+            f"[hybrid] denoised = true needs a noise-conditional model (x̂ = x + σ² s(x, σ)); "
+            f"model {cfg.model.name!r} with objective {cfg.objective.name!r} is not"
+        )
+    return HybridEnergy(
+        base, statistics, example=example, sigma_power=hyb.sigma_power, sigma_ref=ref, sigma_powers=powers,
+        denoised=hyb.denoised,
+    )
+
+
+def build(config: RunConfig | Mapping[str, Any], registry: PluginRegistry | None = None) -> Experiment:
+    """Dataset, statistics, objective and model (seeded with ``train.seed``) from a config.
+
+    A plain mapping (a checkpoint's spec) is validated first; a :class:`RunConfig` already was.
+    """
+    registry = registry or get_registry()
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config, registry)
+    plugin = registry.get(cfg.plugin)
+    bundle = _dataset(cfg, plugin)
+    example = tree.index(bundle.train, torch.arange(min(EXAMPLE_SIZE, tree.batch_size(bundle.train))))
+    statistics = [_statistic(item, plugin) for item in cfg.statistics]
+    evaluated = _evaluated(cfg, plugin, statistics)
+    ocls = lookup(plugin.all_objectives(), cfg.objective.name, "objective")
+    objective = call_factory(
+        "objective", cfg.objective.name, ocls, internal=("space",), space=bundle.space, **cfg.objective.options
+    )
+    model = _model(cfg, plugin, example, bool(getattr(ocls, "uses_noise_levels", False)))
+    if statistics:
+        model = _hybrid(cfg, model, statistics, example, objective)
+    return Experiment(cfg, plugin, bundle, example, statistics, evaluated, model, objective)

@@ -1,0 +1,131 @@
+"""Sampling stage: one :class:`SamplingPlan` per run, built before training (so bad options fail
+early) and used for every draw: the calibration's rounds, the run's samples, a checkpoint's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hebm_core import tree
+from hebm_core.config import ConfigError, SamplerConfig
+from hebm_core.energy import EnergyModel
+from hebm_core.registry import lookup
+from hebm_core.runs.build import Experiment, accepts, call_factory
+from hebm_core.samplers import Sampler
+from hebm_core.training import seed_everything
+from hebm_core.tree import Sample
+
+__all__ = ["SamplingPlan", "start_points"]
+
+
+def start_points(exp: Experiment, n: int, sigma: float) -> Sample:
+    """Chain starts: the plugin's prior, else ``sigma`` × noise in the data's space."""
+    if exp.plugin.prior is not None:
+        return exp.plugin.prior(n, exp.bundle, sigma)
+    b = tree.batch_size(exp.example)
+    like = tree.index(exp.example, torch.arange(n) % b)
+    return tree.tree_map(lambda z: z * sigma, exp.bundle.space.noise_like(like))
+
+
+@dataclass
+class SamplingPlan:
+    """A constructed sampler and how to run it: ``n`` samples in batches of ``batch_size`` (``None``:
+    all at once) from chains started at scale ``init_sigma``, at noise level ``sigma`` (``None``
+    unless a sampler without its own levels runs on a noise-conditional model)."""
+
+    config: SamplerConfig
+    sampler: Sampler
+    options: dict[str, Any]
+    init_sigma: float
+    sigma: float | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def n(self) -> int:
+        return self.config.n_samples
+
+    @classmethod
+    def build(cls, exp: Experiment, config: SamplerConfig | None = None) -> SamplingPlan:
+        """The sampler of ``config`` (default: the run's ``[sampler]``) with its noise levels and chain starts.
+
+        A sampler that takes ``sigmas`` and got none uses the objective's training levels (largest
+        first). Other samplers on a noise-conditional model run at the smallest training σ. Chains
+        start at scale ``init_sigma``: the sampler's largest σ, else the largest training σ, else 1.
+        """
+        config = config or exp.config.sampler
+        options = dict(config.options)
+        cls_ = lookup(exp.plugin.all_samplers(), config.name, "sampler")
+        train_sigmas = exp.training_sigmas
+        if accepts(cls_, "sigmas") and "sigmas" not in options:
+            if train_sigmas is None:
+                raise ConfigError(
+                    f"sampler {config.name!r} needs 'sigmas' in [sampler]: the objective has no noise levels to reuse"
+                )
+            options["sigmas"] = train_sigmas.tolist()
+        sampler = call_factory("sampler", config.name, cls_, internal=("space",), space=exp.bundle.space, **options)
+        own = getattr(sampler, "sigmas", None)
+        run_sigma: float | None = None
+        if own is None and getattr(exp.model, "noise_conditional", False):
+            if train_sigmas is None:
+                raise ConfigError("the model is noise-conditional but the objective has no noise levels to sample at")
+            run_sigma = float(train_sigmas[-1])
+        init = config.init_sigma
+        if init is None:
+            init = float(max(own)) if own is not None else float(train_sigmas[0]) if train_sigmas is not None else 1.0
+        return cls(config, sampler, options, float(init), run_sigma, exp.config.train.seed)
+
+    def draw(
+        self, model: EnergyModel, exp: Experiment, n: int | None = None, device: torch.device | str | None = None
+    ) -> tuple[Sample, dict[str, Any]]:
+        """Draw ``n`` samples (default ``n_samples``) from ``model``; returns them (on the CPU) and the timing.
+
+        The random state is reseeded with the run's seed first, so every draw with the same plan
+        starts from the same chains (sampling from a checkpoint repeats the run's samples, and
+        calibration rounds differ by η, not by noise). The result goes through ``plugin.finalize``
+        when the plugin has one (timed with the sampling).
+        """
+        count = self.n if n is None else int(n)
+        if count < 1:
+            raise ConfigError(f"the number of samples must be positive, got {count}")
+        batch = self.config.batch_size or count
+        device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
+        model = model.to(device).eval()
+        seed_everything(self.seed)
+        _sync(device)
+        t0 = time.perf_counter()
+        chunks = []
+        for start in range(0, count, batch):
+            x0 = tree.to_device(start_points(exp, min(batch, count - start), self.init_sigma), device)
+            chunks.append(tree.to_device(self.sampler.run(model, x0, self.sigma), "cpu"))
+        samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
+        if exp.plugin.finalize is not None:
+            samples = exp.plugin.finalize(samples, exp.bundle)
+        _sync(device)
+        wall = time.perf_counter() - t0
+        return samples, self._info(count, batch, wall, device)
+
+    def _info(self, count: int, batch: int, wall: float, device: torch.device) -> dict[str, Any]:
+        return {
+            "sampler": self.name,
+            "options": dict(self.options),
+            "n_samples": count,
+            "batch_size": batch,
+            "init_sigma": self.init_sigma,
+            "sigma": self.sigma,
+            "wall_time_s": round(wall, 4),
+            "samples_per_s": round(count / wall, 2) if wall > 0 else None,
+            "device": str(device),
+            "stats": dict(getattr(self.sampler, "last_stats", {}) or {}),
+        }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
