@@ -10,6 +10,7 @@ checkpoint intact.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import tempfile
@@ -18,7 +19,18 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "FORMAT_VERSION", "REQUIRED_KEYS", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "FORMAT_VERSION",
+    "REQUIRED_KEYS",
+    "load_checkpoint",
+    "nonfinite_entries",
+    "payload_digest",
+    "save_checkpoint",
+]
+
+#: key of the payload's own checksum (:func:`payload_digest` of everything else)
+CHECKSUM_KEY = "checksum"
 
 #: version of the payload layout; bumped when a key changes meaning
 FORMAT_VERSION = 1
@@ -31,12 +43,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or read; ``str()`` is one line naming the file and the reason."""
 
 
-def one_line(err: BaseException, limit: int = 200) -> str:
+def one_line(err: BaseException, limit: int = 200, with_type: bool = True) -> str:
     """The first non-empty line of an exception's message, shortened: torch's messages span many lines."""
     text = str(err).strip()
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     if len(line) > limit:
         line = line[: limit - 3] + "..."
+    if not with_type:
+        return line or type(err).__name__
     return f"{type(err).__name__}: {line}" if line else type(err).__name__
 
 
@@ -53,6 +67,46 @@ def _weights_only_detail(err: BaseException, limit: int = 200) -> str | None:
     return detail
 
 
+def _feed(h: Any, obj: Any) -> None:
+    """Hash ``obj`` by structure and content: every tensor's dtype, shape and bytes, every other value's repr."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k, v in obj.items():
+            h.update(repr(k).encode())
+            _feed(h, v)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(repr(obj).encode())
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint payload's content (its own checksum entry left out). torch's zip
+    container does not check its records' CRCs on load, so a flipped byte in a tensor would load
+    silently without it."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != CHECKSUM_KEY})
+    return h.hexdigest()
+
+
+def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Keys of floating-point tensors in a (nested) state that hold NaN or ±inf."""
+    if isinstance(state, torch.Tensor):
+        return [prefix] if state.is_floating_point() and not bool(torch.isfinite(state).all()) else []
+    if isinstance(state, dict):
+        return [k for key, v in state.items() for k in nonfinite_entries(v, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(state, (list, tuple)):
+        return [k for i, v in enumerate(state) for k in nonfinite_entries(v, f"{prefix}[{i}]")]
+    return []
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``).
 
@@ -62,6 +116,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     path = Path(path)
     if "format_version" not in payload:
         payload = {"format_version": FORMAT_VERSION, **payload}
+    payload = {**payload, CHECKSUM_KEY: payload_digest(payload)}
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +128,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(path.parent)
+    except OSError as e:
+        raise CheckpointError(f"could not write checkpoint '{path}': {e.strerror or one_line(e)}") from e
     except Exception as e:
         raise CheckpointError(f"could not write checkpoint '{path}' ({one_line(e)})") from e
     finally:
@@ -137,4 +194,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"checkpoint '{path}' has format version {version}, newer than this hebm-core reads ({FORMAT_VERSION}); "
             "upgrade hebm-core"
         )
+    stored = payload.get(CHECKSUM_KEY)  # checkpoints written before checksums have none
+    if stored is not None and stored != payload_digest(payload):
+        raise CheckpointError(f"checkpoint '{path}' is corrupted: its content does not match its checksum")
     return payload

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from hebm_core import tree
 from hebm_core.data import DataBundle
+from hebm_core.options import check_int, check_number
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
@@ -120,7 +121,9 @@ class GaussianMMD(Metric):
     name = "mmd"
 
     def __init__(self, bandwidth: float | None = None, max_points: int = 2000) -> None:
-        self.bandwidth, self.max_points = bandwidth, max_points
+        if bandwidth is not None:
+            check_number("mmd", "bandwidth", bandwidth, 0, open_low=True)
+        self.bandwidth, self.max_points = bandwidth, check_int("mmd", "max_points", max_points, 2, 100_000)
         self._x: list[Tensor] = []
         self._y: list[Tensor] = []
 
@@ -132,6 +135,8 @@ class GaussianMMD(Metric):
     def compute(self) -> dict[str, float]:
         x = torch.cat(self._x)[: self.max_points]
         y = torch.cat(self._y)[: self.max_points]
+        if len(x) < 2 or len(y) < 2:
+            raise ValueError(f"MMD needs at least 2 samples and 2 reference points, got {len(x)} and {len(y)}")
         z = torch.cat([x, y])
         d2 = torch.cdist(z, z).pow(2)
         h = self.bandwidth

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hebm_core.energy import EnergyModel
+from hebm_core.options import check_int
 
 __all__ = ["GaussianEnergy", "GaussianMixtureEnergy", "MLPEnergy"]
 
@@ -135,9 +136,15 @@ class MLPEnergy(EnergyModel):
     derivatives non-zero, which exact and sliced score matching need.
     """
 
+    #: the largest width and depth accepted (a typo must not build a network that fills the memory)
+    MAX_HIDDEN, MAX_DEPTH = 16_384, 64
+
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, noise_conditional: bool = True) -> None:
         super().__init__()
-        self.noise_conditional = noise_conditional
+        check_int("MLPEnergy", "dim", dim, 1, 1_000_000)
+        check_int("MLPEnergy", "hidden", hidden, 1, self.MAX_HIDDEN)
+        check_int("MLPEnergy", "depth", depth, 0, self.MAX_DEPTH)
+        self.noise_conditional = bool(noise_conditional)
         layers: list[nn.Module] = []
         width = dim + (1 if noise_conditional else 0)
         for _ in range(depth):

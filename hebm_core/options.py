@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-__all__ = ["ConfigError", "Options", "option", "is_int", "is_number"]
+__all__ = ["ConfigError", "Options", "option", "is_int", "is_number", "check_int", "check_number"]
 
 
 class ConfigError(ValueError):
@@ -31,6 +31,36 @@ def is_int(v: Any) -> bool:
 def is_number(v: Any) -> bool:
     """An int or float that is not a bool."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _range_words(low: float | None, high: float | None, open_low: bool) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if open_low else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f" {'>' if open_low else '>='} {low:g}"
+    return f" <= {high:g}" if high is not None else ""
+
+
+def check_int(owner: str, name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]``, else a one-line ``ValueError`` naming ``owner`` and ``name``
+    (for factory arguments: a plugin's dataset, model or statistic checks its options with it)."""
+    if not is_int(value) or (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{owner}: {name} must be an integer{_range_words(low, high, False)}, got {value!r}")
+    return int(value)
+
+
+def check_number(
+    owner: str, name: str, value: Any, low: float | None = None, high: float | None = None, open_low: bool = False
+) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``open_low``), else a one-line error."""
+    ok = is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be a finite number{_range_words(low, high, open_low)}, got {value!r}")
+    return float(value)
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

@@ -105,13 +105,34 @@ class Plugin:
 
 
 class PluginRegistry:
-    """Discovers plugins from entry points (or takes them explicitly, for tests and embedding)."""
+    """Discovers plugins from entry points (or takes them explicitly, for tests and embedding).
+
+    Entry points are imported lazily: a run imports only the plugin it names (``get``), so the toy
+    demo never waits for RDKit or Open3D; ``plugins`` and ``failures`` import every one of them.
+    """
 
     def __init__(self, eps: list[EntryPoint] | None = None) -> None:
-        self.plugins: dict[str, Plugin] = {}
-        self.failures: dict[str, str] = {}
+        self._plugins: dict[str, Plugin] = {}
+        self._failures: dict[str, str] = {}
+        self._pending: dict[str, EntryPoint] = {}
         for ep in eps if eps is not None else list(entry_points(group=ENTRY_POINT_GROUP)):
-            self._load(ep)
+            self._pending.setdefault(ep.name, ep)
+
+    @property
+    def plugins(self) -> dict[str, Plugin]:
+        """Every installed plugin that loads, by name."""
+        self._load_all()
+        return self._plugins
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Entry points that failed to load, with the reason."""
+        self._load_all()
+        return self._failures
+
+    def _load_all(self) -> None:
+        for name in list(self._pending):
+            self._load(self._pending.pop(name))
 
     def _load(self, ep: EntryPoint) -> None:
         try:
@@ -124,20 +145,25 @@ class PluginRegistry:
         except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             where = f" ({last.filename}:{last.lineno})" if last else ""
-            self.failures[ep.name] = f"{type(exc).__name__}: {exc}{where}"
+            self._failures[ep.name] = f"{type(exc).__name__}: {exc}{where}"
             return
-        if plugin.name in self.plugins:
-            self.failures[ep.name] = f"duplicate plugin name {plugin.name!r}"
+        if plugin.name in self._plugins:
+            self._failures[ep.name] = f"duplicate plugin name {plugin.name!r}"
             return
-        self.plugins[plugin.name] = plugin
+        self._plugins[plugin.name] = plugin
 
     def register(self, plugin: Plugin) -> None:
-        self.plugins[plugin.name] = plugin
+        self._plugins[plugin.name] = plugin
 
     def get(self, name: str) -> Plugin:
-        if name in self.failures and name not in self.plugins:
-            raise UnknownNameError(f"plugin {name!r} is installed but failed to load: {self.failures[name]}")
-        return lookup(self.plugins, name, "plugin")
+        """The plugin ``name``: its own entry point first, every other one only if that does not give it."""
+        if name not in self._plugins and name in self._pending:
+            self._load(self._pending.pop(name))
+        if name not in self._plugins and name not in self._failures:
+            self._load_all()  # a distribution may register a plugin under another entry-point name
+        if name in self._failures and name not in self._plugins:
+            raise UnknownNameError(f"plugin {name!r} is installed but failed to load: {self._failures[name]}")
+        return lookup(self._plugins, name, "plugin")
 
 
 _REGISTRY: PluginRegistry | None = None

@@ -8,7 +8,7 @@ from _util import anisotropic_gaussian
 
 from hebm_core.energy import EnergyModel
 from hebm_core.models import GaussianEnergy, GaussianMixtureEnergy
-from hebm_core.samplers import HMC, MALA, AnnealedLangevin, Langevin, SamplerDivergenceError
+from hebm_core.samplers import HMC, MALA, AnnealedLangevin, Langevin, SamplerDivergenceError, SamplerStuckError
 from hebm_core.space import Space
 from hebm_core.tree import batch_size
 
@@ -121,12 +121,17 @@ def test_divergence_is_detected_with_a_clear_message(sampler, target):
         assert "σ =" in msg
 
 
-def test_mala_overflow_raises_and_stuck_chains_warn(target):
+def test_mala_overflow_raises_and_stuck_chains_are_an_error(target):
     energy, _, _ = target
     with pytest.raises(SamplerDivergenceError, match="MALA diverged at step 1"):
         MALA(step_size=1e20, n_steps=5).run(energy, torch.randn(64, 10))
-    with pytest.warns(RuntimeWarning, match="barely moved"):
+    with pytest.raises(SamplerStuckError, match=r"MALA accepted 0\.00% of proposals .* under its floor of 1%"):
         MALA(step_size=1e3, n_steps=20).run(energy, torch.randn(64, 10))
+    with pytest.warns(RuntimeWarning, match="barely moved"):  # a floor of 0: only the warning
+        MALA(step_size=1e3, n_steps=20, min_acceptance=0).run(energy, torch.randn(64, 10))
+    sampler = MALA(step_size=0.05, n_steps=50)
+    sampler.run(energy, torch.randn(64, 10))
+    assert 0.3 < sampler.last_stats["acceptance"] <= 1  # recorded for the report
 
 
 def test_projection_keeps_chains_in_the_box():

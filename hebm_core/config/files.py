@@ -43,19 +43,30 @@ __all__ = [
 NAMED_SECTIONS = ("data", "model", "objective", "sampler")
 SECTIONS = (*NAMED_SECTIONS, "train", "evaluate", "hybrid")
 TOP_LEVEL_KEYS = ("plugin", "statistics", *SECTIONS)
+#: a config file larger than this is refused before it is parsed
+MAX_CONFIG_BYTES = 1 << 20
 
 
 # --------------------------------------------------------------------------- reading and merging
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes one line with the file, line and column."""
+    """Parse a TOML file; a syntax error, non-UTF-8 bytes, absurd nesting or size is one line with the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: {path.stat().st_size} bytes is too large for a config file (limit {MAX_CONFIG_BYTES})"
+        )
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")  # a BOM, as Windows editors write one
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run configuration") from None
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,6 +99,8 @@ def parse_assignment(text: str) -> dict[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value is nested too deeply") from None
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")
@@ -110,6 +123,7 @@ def cli_overrides(
     device: str | None = None,
     n_samples: int | None = None,
     assignments: list[str] | None = None,
+    strict: bool | None = None,
 ) -> dict[str, Any]:
     """The override dict for the command-line flags that were given (``None`` = not given)."""
     out: dict[str, Any] = {}
@@ -127,6 +141,8 @@ def cli_overrides(
         out = merge(out, {"train": train})
     if n_samples is not None:
         out = merge(out, {"sampler": {"n_samples": n_samples}})
+    if strict is not None:
+        out = merge(out, {"train": {"strict": strict}, "sampler": {"strict": strict}})
     return out
 
 

@@ -117,11 +117,20 @@ class SamplerConfig(Options):
     section = "sampler"
 
     name: str = option("annealed_langevin", "a string", None, "the core's samplers or the plugin's")
-    n_samples: int = option(2000, "a positive integer", _positive, "samples drawn by run / sample / evaluate")
+    n_samples: int = option(
+        2000, "a positive integer <= 10000000", lambda v: 0 < v <= 10**7, "samples drawn by run / sample / evaluate"
+    )
     batch_size: int | None = option(None, "a positive integer", _positive, "chains per batch (null: all at once)")
     init_sigma: float | None = option(
         None, "a positive number", _positive, "scale of the chains' start (null: the largest σ)"
     )
+    runaway_factor: float = option(
+        10.0,
+        "a number >= 0",
+        _non_negative,
+        "a chain beyond this many times the data's largest deviation from its mean ran off (0: no check)",
+    )
+    strict: bool = option(False, None, None, "chains that ran off are an error, not a counted warning")
     options: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
 
     @classmethod

@@ -12,6 +12,7 @@ from torch.utils import _pytree as pytree
 from hebm_core import tree
 from hebm_core.energy import EnergyFn
 from hebm_core.objectives.base import Objective, ObjectiveOutput
+from hebm_core.options import check_int, check_number
 from hebm_core.samplers.base import Sampler
 from hebm_core.samplers.langevin import Langevin
 from hebm_core.tree import Sample
@@ -37,7 +38,8 @@ class ContrastiveDivergence(Objective):
     ) -> None:
         super().__init__(**kw)
         self.sampler = sampler or Langevin(step_size=step_size, n_steps=k, space=self.space)
-        self.alpha, self.sigma = float(alpha), sigma
+        self.alpha = check_number("cd", "alpha", alpha, 0)
+        self.sigma = None if sigma is None else check_number("cd", "sigma", sigma, 0, open_low=True)
 
     def start(self, x: Sample) -> Sample:
         """Where negative chains start: the data batch itself for CD-k."""
@@ -77,9 +79,9 @@ class PersistentContrastiveDivergence(ContrastiveDivergence):
 
     def __init__(self, buffer_size: int = 10000, reinit_prob: float = 0.05, init_std: float = 1.0, **kw) -> None:
         super().__init__(**kw)
-        if not 0 <= reinit_prob <= 1:
-            raise ValueError("reinit_prob must lie in [0, 1]")
-        self.buffer_size, self.reinit_prob, self.init_std = int(buffer_size), float(reinit_prob), float(init_std)
+        self.buffer_size = check_int("pcd", "buffer_size", buffer_size, 1, 10_000_000)
+        self.reinit_prob = check_number("pcd", "reinit_prob", reinit_prob, 0, 1)
+        self.init_std = check_number("pcd", "init_std", init_std, 0, open_low=True)
         self._spec = None
         self._idx: Tensor | None = None
 
@@ -159,8 +161,8 @@ class NoiseContrastiveEstimation(Objective):
         **kw,
     ) -> None:
         super().__init__(**kw)
-        if ratio <= 0 or noise_scale <= 0:
-            raise ValueError("NCE needs ratio > 0 and noise_scale > 0")
+        check_number("nce", "ratio", ratio, 0, 1000, open_low=True)
+        check_number("nce", "noise_scale", noise_scale, 0, open_low=True)
         self.noise = noise or GaussianNoise(scale=noise_scale)
         self.ratio, self.sigma = float(ratio), sigma
         self.log_z = nn.Parameter(torch.zeros(()))

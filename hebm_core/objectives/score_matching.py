@@ -8,7 +8,8 @@ from torch import Tensor
 from hebm_core import tree
 from hebm_core.energy import EnergyFn, energy_and_score
 from hebm_core.objectives.base import Objective, ObjectiveOutput
-from hebm_core.samplers.langevin import geometric_sigmas
+from hebm_core.options import check_int
+from hebm_core.samplers.langevin import MAX_LEVELS, geometric_sigmas
 from hebm_core.tree import Sample
 
 __all__ = ["DenoisingScoreMatching", "SlicedScoreMatching", "ExactScoreMatching"]
@@ -33,11 +34,12 @@ class DenoisingScoreMatching(Objective):
         **kw,
     ) -> None:
         super().__init__(**kw)
-        s = (
-            torch.as_tensor(sigmas, dtype=torch.float32)
-            if sigmas is not None
-            else geometric_sigmas(sigma_max, sigma_min, n_sigmas)
-        )
+        if sigmas is not None:
+            s = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
+            if not 0 < s.numel() <= MAX_LEVELS or not bool(((s > 0) & torch.isfinite(s)).all()):
+                raise ValueError(f"dsm: sigmas must be 1 to {MAX_LEVELS} positive finite numbers")
+        else:
+            s = geometric_sigmas(sigma_max, sigma_min, check_int("dsm", "n_sigmas", n_sigmas, 1, MAX_LEVELS))
         self.register_buffer("sigmas", s.float())
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
@@ -73,7 +75,8 @@ class SlicedScoreMatching(Objective):
             raise ValueError(
                 f"SlicedScoreMatching: distribution must be 'gaussian' or 'rademacher', got {distribution!r}"
             )
-        self.n_projections, self.distribution, self.sigma = int(n_projections), distribution, sigma
+        self.n_projections = check_int("ssm", "n_projections", n_projections, 1, 1000)
+        self.distribution, self.sigma = distribution, sigma
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
         if self.n_projections > 1:

@@ -7,6 +7,7 @@ core's and the plugin's objectives and samplers); nothing here knows a particula
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from hebm_core import tree
+from hebm_core.checkpoint import one_line
 from hebm_core.config import ConfigError, RunConfig, StatisticEntry
 from hebm_core.data import DataBundle
 from hebm_core.energy import EnergyModel
@@ -89,14 +91,33 @@ def accepts(factory: Callable[..., Any], name: str) -> bool:
     return names is not None and name in names
 
 
+def _nonfinite_option(value: Any, key: str) -> str | None:
+    """The dotted key of a NaN/inf float inside an option value (lists and tables included), else ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _nonfinite_option(v, f"{key}[{k}]" if isinstance(k, int) else f"{key}.{k}")
+        if found:
+            return found
+    return None
+
+
 def call_factory(
     kind: str, name: str, factory: Callable[..., Any], *args: Any, internal: tuple[str, ...] = (), **options
 ):
     """``factory(*args, **options)``; an option it does not take or rejects is one :class:`ConfigError` line.
 
     ``internal`` names keywords the run stages supply themselves (``example``, ``space``), which are
-    not listed as user options.
+    not listed as user options. A NaN or infinite number among the options is refused before the
+    call; a ``TypeError`` / ``ValueError`` / ``RuntimeError`` / ``OverflowError`` the factory raises
+    (a negative size reaching torch, say) is reported as a bad option, a ``MemoryError`` as one too
+    large.
     """
+    for key, value in options.items():
+        bad = _nonfinite_option(value, key)
+        if bad:
+            raise ConfigError(f"bad option for {kind} {name!r}: {bad} must be a finite number, got {value!r}")
     known = _accepted(factory)
     if known is not None:
         unknown = sorted(set(options) - known)
@@ -109,8 +130,10 @@ def call_factory(
         return factory(*args, **options)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad option for {kind} {name!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ConfigError(f"bad option for {kind} {name!r}: {one_line(exc, with_type=False)}") from None
+    except MemoryError:
+        raise ConfigError(f"bad option for {kind} {name!r}: too large for this machine's memory") from None
 
 
 # --------------------------------------------------------------------------- build
@@ -136,9 +159,20 @@ def _dataset(cfg: RunConfig, plugin: Plugin) -> DataBundle:
     name = cfg.data.name
     bundle = call_factory("dataset", name, lookup(plugin.datasets, name, "dataset", plugin.name), **cfg.data.options)
     if not isinstance(bundle, DataBundle):
-        raise ConfigError(f"dataset {name!r} of plugin {plugin.name!r} returned {type(bundle).__name__}, not a DataBundle")
+        raise ConfigError(
+            f"dataset {name!r} of plugin {plugin.name!r} returned {type(bundle).__name__}, not a DataBundle"
+        )
     bundle.info.setdefault("name", name)
     return bundle
+
+
+def _skip_note(bundle: DataBundle) -> list[str]:
+    """A note for the terminal when the dataset skipped rows or files (``info["skipped"]``: reason -> count)."""
+    skipped = bundle.info.get("skipped")
+    if not isinstance(skipped, dict) or not sum(int(v) for v in skipped.values()):
+        return []
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items(), key=lambda kv: -int(kv[1])) if int(v))
+    return [f"dataset {bundle.info.get('name')!r} skipped {sum(int(v) for v in skipped.values())} entries ({reasons})"]
 
 
 def _model(cfg: RunConfig, plugin: Plugin, example: Sample, noise_levels: bool) -> EnergyModel:
@@ -150,13 +184,17 @@ def _model(cfg: RunConfig, plugin: Plugin, example: Sample, noise_levels: bool) 
     seed_everything(cfg.train.seed)
     model = call_factory("model", name, factory, internal=("example",), example=example, **options)
     if not isinstance(model, EnergyModel):
-        raise ConfigError(f"model {name!r} of plugin {plugin.name!r} returned {type(model).__name__}, not an EnergyModel")
+        raise ConfigError(
+            f"model {name!r} of plugin {plugin.name!r} returned {type(model).__name__}, not an EnergyModel"
+        )
     return model
 
 
 def _hybrid(cfg: RunConfig, base: EnergyModel, statistics: list[Statistic], example: Sample, objective) -> HybridEnergy:
     """The network plus η·T; the σ reference of a scaled term is the smallest training σ."""
-    powers = {stat.name: item.sigma_power for item, stat in zip(cfg.statistics, statistics) if item.sigma_power is not None}
+    powers = {
+        stat.name: item.sigma_power for item, stat in zip(cfg.statistics, statistics) if item.sigma_power is not None
+    }
     hyb = cfg.hybrid
     sigmas = getattr(objective, "sigmas", None)
     scaled = hyb.sigma_power or any(powers.values())
@@ -167,7 +205,12 @@ def _hybrid(cfg: RunConfig, base: EnergyModel, statistics: list[Statistic], exam
             f"model {cfg.model.name!r} with objective {cfg.objective.name!r} is not"
         )
     return HybridEnergy(
-        base, statistics, example=example, sigma_power=hyb.sigma_power, sigma_ref=ref, sigma_powers=powers,
+        base,
+        statistics,
+        example=example,
+        sigma_power=hyb.sigma_power,
+        sigma_ref=ref,
+        sigma_powers=powers,
         denoised=hyb.denoised,
     )
 
@@ -191,4 +234,4 @@ def build(config: RunConfig | Mapping[str, Any], registry: PluginRegistry | None
     model = _model(cfg, plugin, example, bool(getattr(ocls, "uses_noise_levels", False)))
     if statistics:
         model = _hybrid(cfg, model, statistics, example, objective)
-    return Experiment(cfg, plugin, bundle, example, statistics, evaluated, model, objective)
+    return Experiment(cfg, plugin, bundle, example, statistics, evaluated, model, objective, _skip_note(bundle))

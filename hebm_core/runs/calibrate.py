@@ -14,7 +14,7 @@ from torch import Tensor
 from hebm_core.calibration import CalibrationOptions, CalibrationResult, Diverged, calibrate
 from hebm_core.hybrid import HybridEnergy
 from hebm_core.runs.build import Experiment
-from hebm_core.runs.sampling import SamplingPlan
+from hebm_core.runs.sampling import RunawayError, SamplingPlan
 from hebm_core.samplers import SamplerDivergenceError
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
@@ -53,7 +53,7 @@ def calibrate_eta(
         with model.eta_at(eta):
             try:
                 samples, _ = plan.draw(model, exp, n=n)
-            except SamplerDivergenceError as exc:
+            except (SamplerDivergenceError, RunawayError) as exc:
                 raise Diverged(str(exc), exc) from exc
         return _stacked(stats, samples)
 

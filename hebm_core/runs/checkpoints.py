@@ -13,6 +13,7 @@ from hebm_core.registry import PluginRegistry
 from hebm_core.runs.build import Experiment, build
 from hebm_core.runs.calibrate import CALIBRATED_ETA
 from hebm_core.runs.evaluation import evaluate, log_likelihood
+from hebm_core.runs.outputs import prepare_out_dir, replace_folder
 from hebm_core.runs.report import report, write_json, write_outputs
 from hebm_core.runs.sampling import SamplingPlan
 from hebm_core.training import load_model_state, resolve_device
@@ -56,7 +57,7 @@ def load_run(
 
 
 def sampler_config(exp: Experiment, name: str | None, options: Mapping[str, Any] | None) -> SamplerConfig:
-    """The run's ``[sampler]``, or a fresh one for another sampler name (keeping ``n_samples``), with ``options`` over it."""
+    """The run's ``[sampler]``, or a fresh one for another sampler (keeping ``n_samples``), with ``options`` over it."""
     base = exp.config.sampler.to_dict()
     if name is not None and name != base["name"]:
         base = {"name": name, "n_samples": base["n_samples"]}
@@ -72,8 +73,9 @@ def _draw(
     registry: PluginRegistry | None,
 ) -> tuple[Experiment, EnergyModel, Sample, dict[str, Any]]:
     exp, model = load_run(checkpoint, device, registry)
-    plan = SamplingPlan.build(exp, sampler_config(exp, sampler, sampler_options))
-    samples, info = plan.draw(model, exp, n=n)
+    options = {**(sampler_options or {}), **({"n_samples": n} if n is not None else {})}
+    plan = SamplingPlan.build(exp, sampler_config(exp, sampler, options))
+    samples, info = plan.draw(model, exp)
     return exp, model, samples, info
 
 
@@ -86,14 +88,20 @@ def sample_from_checkpoint(
     device: str = "auto",
     registry: PluginRegistry | None = None,
 ) -> dict[str, Any]:
-    """Samples (and the picture) from a checkpoint into ``out_dir``; writes ``sample_report.json``."""
+    """Samples (and the picture) from a checkpoint into ``out_dir``, with ``sample_report.json``; the
+    folder is replaced as a whole (a killed command leaves the old outputs or the new, never a mix)."""
+    out = prepare_out_dir(out_dir)
     exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry)
-    files, notes = write_outputs(samples, exp, out_dir)
-    rep = report(exp, model, sampling=info, files=files, notes=notes, device=info["device"])
-    rep["checkpoint"] = str(checkpoint)
-    rep["files"].append(str(Path(out_dir) / "sample_report.json"))
-    write_json(Path(out_dir) / "sample_report.json", rep)
-    return rep
+
+    def write(stage: Path) -> dict[str, Any]:
+        files, notes = write_outputs(samples, exp, stage)
+        moved = [str(out / Path(f).relative_to(stage)) if Path(f).is_relative_to(stage) else f for f in files]
+        rep = report(exp, model, sampling=info, files=moved, notes=notes, device=info["device"])
+        rep["checkpoint"] = str(checkpoint)
+        rep["files"].append(str(out / "sample_report.json"))
+        return rep
+
+    return replace_folder(out, "sample_report.json", write)
 
 
 def evaluate_checkpoint(
@@ -111,11 +119,12 @@ def evaluate_checkpoint(
     ``nll`` (options of :func:`~hebm_core.runs.evaluation.log_likelihood`, ``{}`` for its defaults)
     adds the test NLL by AIS.
     """
+    out = prepare_out_dir(out_dir)
     exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry)
     rep = report(exp, model, sampling=info, metrics=evaluate(samples, exp), device=info["device"])
     if nll is not None:
         rep["log_likelihood"] = log_likelihood(model, exp, **nll)
     rep["checkpoint"] = str(checkpoint)
-    rep["files"].append(str(Path(out_dir) / "metrics.json"))
-    write_json(Path(out_dir) / "metrics.json", rep)
+    rep["files"].append(str(out / "metrics.json"))
+    write_json(out / "metrics.json", rep)
     return rep

@@ -18,6 +18,7 @@ from typing import Any
 
 from hebm_core.config import ConfigError, Factory, RunConfig
 from hebm_core.registry import PluginRegistry, get_registry
+from hebm_core.runs.outputs import prepare_out_dir
 from hebm_core.runs.report import environment, write_json
 from hebm_core.runs.workflow import run
 
@@ -27,15 +28,27 @@ __all__ = ["compare", "compare_seeds", "summarise", "HIGHER_IS_BETTER"]
 HIGHER_IS_BETTER = ("cov_", "valid", "unique", "novel", "connected")
 #: bookkeeping keys that are not quality metrics
 SKIP = (
-    "time_s", "check_pairs", "n_generated", "n_reference", "emd_points", "subsample", "data_t/", "model_t/",
-    "train_t/", "_se/", "/class_pct/", "/class_reference_pct/",
+    "time_s",
+    "check_pairs",
+    "n_generated",
+    "n_reference",
+    "emd_points",
+    "subsample",
+    "data_t/",
+    "model_t/",
+    "train_t/",
+    "_se/",
+    "/class_pct/",
+    "/class_reference_pct/",
 )
 
 
 def _pair(hybrid: RunConfig) -> tuple[RunConfig, RunConfig]:
     """The vanilla and hybrid configs: both evaluate the hybrid's statistics and ``[evaluate] statistics``."""
     if not hybrid.statistics:
-        raise ConfigError("compare needs at least one statistic for the hybrid model (statistics = [...] or --statistic)")
+        raise ConfigError(
+            "compare needs at least one statistic for the hybrid model (statistics = [...] or --statistic)"
+        )
     hybrid = hybrid.replace()
     names = {s.name for s in hybrid.statistics}
     evaluated = [*hybrid.statistics, *(s for s in hybrid.evaluate.statistics if s.name not in names)]
@@ -64,7 +77,7 @@ def compare(
     registry = registry or get_registry()
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config, registry)
     vanilla_cfg, hybrid_cfg = _pair(cfg)
-    out = Path(out_dir)
+    out = prepare_out_dir(out_dir)
     shared = out / "vanilla" / "checkpoint.pt" if share_network and hybrid_cfg.train.eta_lr == 0 else None
     reports = {
         "vanilla": run(vanilla_cfg, out / "vanilla", resume=resume, registry=registry),
@@ -89,7 +102,7 @@ def _side_by_side(v: dict[str, Any], h: dict[str, Any]) -> dict[str, Any]:
         delta[stat] = {
             "vanilla": dv,
             "hybrid": dh,
-            "delta_t_reduction_pct": round(100 * (dv - dh) / dv, 2) if dv > 0 else None,
+            "delta_t_reduction_pct": round(100 * (dv - dh) / dv, 2) if dv and dh is not None else None,
         }
         for name, rep in (("vanilla", v), ("hybrid", h)):
             se = rep.get("metrics", {}).get(f"delta_t_se/{stat}")
@@ -155,8 +168,13 @@ def _plot(summary: dict[str, Any], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         s = summary[key]
-        ax.bar([0, 1], [s["vanilla_mean"], s["hybrid_mean"]], yerr=[s["vanilla_sd"] or 0, s["hybrid_sd"] or 0],
-               color=["#999999", "#3b7dd8"], capsize=4)
+        ax.bar(
+            [0, 1],
+            [s["vanilla_mean"], s["hybrid_mean"]],
+            yerr=[s["vanilla_sd"] or 0, s["hybrid_sd"] or 0],
+            color=["#999999", "#3b7dd8"],
+            capsize=4,
+        )
         ax.set_xticks([0, 1], ["vanilla", "hybrid"])
         arrow = "↑" if s["higher_is_better"] else "↓"
         ax.set_title(f"{key.split('/', 1)[-1]} {arrow}  ({s['seeds_hybrid_no_worse']}/{s['seeds']})", fontsize=9)
@@ -191,7 +209,9 @@ def compare_seeds(
             per_seed[seed] = json.loads(done.read_text())
             continue
         options = {**config.data.options, **({"fold": seed} if folds else {})}
-        cfg = config.replace(data=Factory(config.data.name, options), train=dataclasses.replace(config.train, seed=seed))
+        cfg = config.replace(
+            data=Factory(config.data.name, options), train=dataclasses.replace(config.train, seed=seed)
+        )
         per_seed[seed] = compare(cfg, out / f"seed{seed}", registry=registry, resume=resume)
     summary = summarise(per_seed)
     picture = _plot(summary, out / "compare_seeds.png")
@@ -204,7 +224,9 @@ def compare_seeds(
         "eta": {s: rep["eta"] for s, rep in per_seed.items()},
         "delta_t": {s: rep["delta_t"] for s, rep in per_seed.items()},
         "per_seed": {s: rep["metrics"] for s, rep in per_seed.items()},
-        "training_s": {s: {k: (v or {}).get("wall_time_s") for k, v in rep["training"].items()} for s, rep in per_seed.items()},
+        "training_s": {
+            s: {k: (v or {}).get("wall_time_s") for k, v in rep["training"].items()} for s, rep in per_seed.items()
+        },
         "plot": str(picture) if picture else None,
     }
     write_json(out / "compare_seeds.json", result)

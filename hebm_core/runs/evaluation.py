@@ -50,8 +50,11 @@ def evaluate(samples: Sample, exp: Experiment, metrics: list[Metric] | None = No
     reference = tree.to_device(exp.reference, "cpu")
     out: dict[str, float] = {}
     for m in built:
-        m.update(samples, reference)
-        out.update(m.compute())
+        try:
+            m.update(samples, reference)
+            out.update(m.compute())
+        except (ValueError, RuntimeError) as exc:  # e.g. an MMD of one sample
+            raise ConfigError(f"metric {getattr(m, 'name', type(m).__name__)!r} cannot be computed: {exc}") from None
     return out
 
 

@@ -9,7 +9,7 @@ import platform
 import tempfile
 import warnings
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ __all__ = ["environment", "jsonable", "report", "write_json", "write_outputs"]
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` with tensors, paths and devices as plain values and non-finite floats as strings."""
+    """``obj`` with tensors, paths and devices as plain values and non-finite floats as ``None``."""
     if isinstance(obj, Tensor):
         return jsonable(obj.item() if obj.numel() == 1 else obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
+        return None  # strict JSON has no NaN/inf; reports say which values were not finite
     if isinstance(obj, (Path, torch.device, torch.dtype)):
         return str(obj)
     if isinstance(obj, Mapping):
@@ -68,7 +68,7 @@ def environment() -> dict[str, Any]:
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -123,9 +123,32 @@ def report(
         out["training"] = dict(summary)
     if sampling is not None:
         out["sampling"] = dict(sampling)
+    flags = _flags(summary, sampling)
     if metrics is not None:
-        out["metrics"] = dict(metrics)
-        out["delta_t"] = delta_t_of(metrics)
+        out["metrics"], unfinished = _finite(metrics)
+        out["delta_t"] = delta_t_of(out["metrics"])
+        if unfinished:
+            flags.append(f"not finite, reported as null: {', '.join(unfinished)}")
     out["files"] = list(files or [])
-    out["notes"] = list(exp.notes) + list(notes or [])
+    out["notes"] = list(dict.fromkeys([*exp.notes, *flags, *(notes or [])]))
+    return out
+
+
+def _finite(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Metrics with NaN/inf values replaced by ``None``, and the keys that were."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    return {k: (None if k in bad else v) for k, v in metrics.items()}, bad
+
+
+def _flags(summary: Mapping[str, Any] | None, sampling: Mapping[str, Any] | None) -> list[str]:
+    """What a person must see on the terminal: a loss that blew up, chains that ran off."""
+    out = []
+    blowup = (summary or {}).get("loss_blowup")
+    if blowup:
+        out.append(
+            f"training loss {blowup['loss']:.4g} at step {blowup['step']} was over 1000× its running median "
+            f"{blowup['running_median']:.3g}: training blew up (train.strict = true makes this an error)"
+        )
+    if (sampling or {}).get("note"):
+        out.append(sampling["note"])
     return out

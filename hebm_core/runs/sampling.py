@@ -18,7 +18,38 @@ from hebm_core.samplers import Sampler
 from hebm_core.training import seed_everything
 from hebm_core.tree import Sample
 
-__all__ = ["SamplingPlan", "start_points"]
+__all__ = ["SamplingPlan", "RunawayError", "start_points", "data_bounds"]
+
+
+class RunawayError(RuntimeError):
+    """Chains ran off (``[sampler] strict``); one line."""
+
+
+def data_bounds(exp: Experiment, factor: float) -> list[tuple[float, float]] | None:
+    """Per state leaf of the data, ``(center, limit)``: a sample whose coordinates leave
+    ``|x − center| <= limit`` has run off, with ``limit = factor ×`` the largest deviation of the
+    training data from its mean (``None`` when ``factor`` is 0: no check)."""
+    if not factor:
+        return None
+    bounds = []
+    for leaf in tree.state_leaves(exp.bundle.training_subset(10000)):
+        flat = leaf.detach().double()
+        center = float(flat.mean())
+        spread = float((flat - center).abs().max())
+        bounds.append((center, factor * max(spread, 1e-6)))
+    return bounds
+
+
+def _ran_off(samples: Sample, bounds: list[tuple[float, float]] | None) -> int:
+    """Chains with a coordinate outside the bounds, or not finite."""
+    if bounds is None:
+        return 0
+    bad = None
+    for leaf, (center, limit) in zip(tree.state_leaves(samples), bounds):
+        far = ~((leaf.detach().double() - center).abs() <= limit)  # NaN counts as far
+        far = far.flatten(1).any(1) if far.dim() > 1 else far
+        bad = far if bad is None else bad | far
+    return int(bad.sum()) if bad is not None else 0
 
 
 def start_points(exp: Experiment, n: int, sigma: float) -> Sample:
@@ -42,6 +73,7 @@ class SamplingPlan:
     init_sigma: float
     sigma: float | None
     seed: int
+    bounds: list[tuple[float, float]] | None = None
 
     @property
     def name(self) -> str:
@@ -79,7 +111,8 @@ class SamplingPlan:
         init = config.init_sigma
         if init is None:
             init = float(max(own)) if own is not None else float(train_sigmas[0]) if train_sigmas is not None else 1.0
-        return cls(config, sampler, options, float(init), run_sigma, exp.config.train.seed)
+        bounds = data_bounds(exp, config.runaway_factor)
+        return cls(config, sampler, options, float(init), run_sigma, exp.config.train.seed, bounds)
 
     def draw(
         self, model: EnergyModel, exp: Experiment, n: int | None = None, device: torch.device | str | None = None
@@ -100,16 +133,33 @@ class SamplingPlan:
         seed_everything(self.seed)
         _sync(device)
         t0 = time.perf_counter()
-        chunks = []
+        chunks, ran_off = [], 0
         for start in range(0, count, batch):
             x0 = tree.to_device(start_points(exp, min(batch, count - start), self.init_sigma), device)
             chunks.append(tree.to_device(self.sampler.run(model, x0, self.sigma), "cpu"))
+            ran_off += _ran_off(chunks[-1], self.bounds)
+        if ran_off and self.config.strict:
+            raise RunawayError(f"{self.name}: {ran_off} of {count} chains {self._ran_off_rule()} ([sampler] strict)")
         samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
         if exp.plugin.finalize is not None:
             samples = exp.plugin.finalize(samples, exp.bundle)
         _sync(device)
         wall = time.perf_counter() - t0
-        return samples, self._info(count, batch, wall, device)
+        info = self._info(count, batch, wall, device)
+        if self.bounds is not None:
+            info["ran_off"] = ran_off
+            if ran_off:
+                info["note"] = (
+                    f"{ran_off} of {count} chains {self._ran_off_rule()}; [sampler] strict = true makes this an error"
+                )
+        return samples, info
+
+    def _ran_off_rule(self) -> str:
+        factor = self.config.runaway_factor
+        return (
+            f"ran off (a coordinate over {factor:g}× the data's largest deviation from its mean, or not finite); "
+            "lower the step size"
+        )
 
     def _info(self, count: int, batch: int, wall: float, device: torch.device) -> dict[str, Any]:
         return {

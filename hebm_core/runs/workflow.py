@@ -16,6 +16,7 @@ from hebm_core.registry import PluginRegistry
 from hebm_core.runs.build import Experiment, build
 from hebm_core.runs.calibrate import CALIBRATED_ETA, calibrate_eta
 from hebm_core.runs.evaluation import build_metrics, evaluate
+from hebm_core.runs.outputs import Staging, prepare_out_dir
 from hebm_core.runs.report import report, write_json, write_outputs
 from hebm_core.runs.sampling import SamplingPlan
 from hebm_core.training import Trainer
@@ -40,7 +41,10 @@ def adopt_network(trainer: Trainer, path: str | Path) -> None:
     own = trainer.state_payload()
     payload["model"] = {**own["model"], **{"base." + k: v for k, v in payload["model"].items()}}
     if own["ema"] is not None and payload.get("ema") is not None:
-        moved = {k.replace("module.", "module.base.", 1) if k.startswith("module.") else k: v for k, v in payload["ema"].items()}
+        moved = {
+            k.replace("module.", "module.base.", 1) if k.startswith("module.") else k: v
+            for k, v in payload["ema"].items()
+        }
         payload["ema"] = {**own["ema"], **moved}
     trainer.restore(payload, path)
     trainer.save_checkpoint(elapsed_s=payload.get("elapsed_s"))
@@ -76,7 +80,9 @@ def _calibrate(trainer: Trainer, model: EnergyModel, exp: Experiment, plan: Samp
     result = calibrate_eta(model, exp, plan)
     summary["eta_calibration"] = result.history
     summary["eta_calibration_time_s"] = round(time.perf_counter() - t0, 3)
-    trainer.save_checkpoint(elapsed_s=summary.get("total_train_time_s"), extra={CALIBRATED_ETA: model.eta_state(result.eta)})
+    trainer.save_checkpoint(
+        elapsed_s=summary.get("total_train_time_s"), extra={CALIBRATED_ETA: model.eta_state(result.eta)}
+    )
     model.load_eta(result.eta)
 
 
@@ -95,7 +101,7 @@ def run(
     and hebm versions and a timestamp. Under ``torchrun`` only rank 0 samples and writes.
     ``network_from``: see :func:`train`.
     """
-    out = Path(out_dir)
+    out = prepare_out_dir(out_dir)
     exp = build(config, registry)
     plan = metrics = None
     if not train_only:  # a bad sampler or metric option fails now, not after training
@@ -106,13 +112,24 @@ def run(
         return {"training": summary, "rank": trainer.rank}
     if train_only:
         rep = report(exp, model, summary)
-    else:
-        if exp.statistics and exp.config.hybrid.calibrate_rounds > 0:
-            _calibrate(trainer, model, exp, plan, summary)
-        samples, sampling = plan.draw(model, exp)
-        values = evaluate(samples, exp, metrics)
-        files, notes = write_outputs(samples, exp, out)
-        rep = report(exp, model, summary, sampling, values, files, notes)
-    rep["files"].append(str(out / "report.json"))
-    write_json(out / "report.json", rep)
+        rep["files"].append(str(out / "report.json"))
+        write_json(out / "report.json", rep)
+        return rep
+    if exp.statistics and exp.config.hybrid.calibrate_rounds > 0:
+        _calibrate(trainer, model, exp, plan, summary)
+    samples, sampling = plan.draw(model, exp)
+    return _write_run(out, exp, model, samples, summary, sampling, evaluate(samples, exp, metrics))
+
+
+def _write_run(out: Path, exp: Experiment, model: EnergyModel, samples, summary, sampling, values) -> dict[str, Any]:
+    """Samples, picture and report as one unit: staged, then moved in with the report last."""
+    stage = Staging(out)
+    try:
+        files, notes = write_outputs(samples, exp, stage.dir)
+        rep = report(exp, model, summary, sampling, values, [stage.final(f) for f in files], notes)
+        rep["files"].append(str(out / "report.json"))
+        stage.commit(rep)
+    except BaseException:
+        stage.discard()
+        raise
     return rep

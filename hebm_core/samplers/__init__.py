@@ -1,7 +1,7 @@
 """Samplers: Langevin, annealed Langevin, MALA, HMC, and AIS for log Z."""
 
 from hebm_core.samplers.ais import AIS, AISResult, nll_from_log_z, sigmoid_schedule
-from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError
+from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError, SamplerStuckError
 from hebm_core.samplers.langevin import AnnealedLangevin, Langevin, geometric_sigmas
 from hebm_core.samplers.mh import HMC, MALA, DualAveraging, MetropolisSampler
 
@@ -26,6 +26,7 @@ __all__ = [
     "SAMPLERS",
     "Sampler",
     "SamplerDivergenceError",
+    "SamplerStuckError",
     "geometric_sigmas",
     "nll_from_log_z",
     "sigmoid_schedule",

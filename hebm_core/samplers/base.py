@@ -16,7 +16,7 @@ from hebm_core.energy import EnergyFn, energy_and_score
 from hebm_core.space import EUCLIDEAN, Space
 from hebm_core.tree import Sample
 
-__all__ = ["Sampler", "SamplerDivergenceError", "ChainState", "PROGRESS_MIN_STEPS"]
+__all__ = ["Sampler", "SamplerDivergenceError", "SamplerStuckError", "ChainState", "PROGRESS_MIN_STEPS"]
 
 #: runs shorter than this many steps get no progress bar unless asked for
 PROGRESS_MIN_STEPS = 500
@@ -33,6 +33,10 @@ class SamplerDivergenceError(RuntimeError):
             f"{sampler} diverged at {where}: {n_bad}/{n_total} chains non-finite with step size {step_size:.4g}; "
             f"try a step size of {self.suggested_step_size:.4g} or below"
         )
+
+
+class SamplerStuckError(RuntimeError):
+    """A Metropolis sampler accepted fewer proposals than its floor: its chains did not move; one line."""
 
 
 @dataclass

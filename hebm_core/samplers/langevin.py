@@ -11,18 +11,22 @@ from torch import Tensor
 
 from hebm_core import tree
 from hebm_core.energy import EnergyFn
+from hebm_core.options import check_int, check_number
 from hebm_core.samplers.base import Sampler
 from hebm_core.tree import Sample
 
-__all__ = ["Langevin", "AnnealedLangevin", "geometric_sigmas"]
+__all__ = ["Langevin", "AnnealedLangevin", "geometric_sigmas", "MAX_LEVELS", "MAX_STEPS"]
+
+#: the most noise levels, and steps of one chain, a sampler accepts (a typo must not run for days)
+MAX_LEVELS = 100_000
+MAX_STEPS = 10_000_000
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> Tensor:
     """``n`` noise levels from ``sigma_max`` down to ``sigma_min``, equally spaced in log."""
-    if not sigma_max >= sigma_min > 0:
-        raise ValueError(f"need sigma_max >= sigma_min > 0, got {sigma_max}, {sigma_min}")
-    if n < 1:
-        raise ValueError("need at least one noise level")
+    if not (math.isfinite(sigma_max) and sigma_max >= sigma_min > 0):
+        raise ValueError(f"need sigma_max >= sigma_min > 0 (finite), got {sigma_max}, {sigma_min}")
+    check_int("noise levels", "n", n, 1, MAX_LEVELS)
     return torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n))
 
 
@@ -41,9 +45,9 @@ class Langevin(Sampler):
 
     def __init__(self, step_size: float = 1e-2, n_steps: int = 100, noise_scale: float = 1.0, **kw) -> None:
         super().__init__(**kw)
-        if step_size <= 0 or n_steps < 0:
-            raise ValueError("Langevin needs step_size > 0 and n_steps >= 0")
-        self.step_size, self.n_steps, self.noise_scale = float(step_size), int(n_steps), float(noise_scale)
+        self.step_size = check_number("Langevin", "step_size", step_size, 0, open_low=True)
+        self.n_steps = check_int("Langevin", "n_steps", n_steps, 0, MAX_STEPS)
+        self.noise_scale = check_number("Langevin", "noise_scale", noise_scale, 0)
 
     def run(self, energy: EnergyFn, x0: Sample, sigma: float | Tensor | None = None) -> Sample:
         x = tree.detach(x0)
@@ -81,14 +85,19 @@ class AnnealedLangevin(Sampler):
     ) -> None:
         super().__init__(**kw)
         sigmas = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
-        if sigmas.numel() == 0 or torch.any(sigmas <= 0):
+        if sigmas.numel() == 0 or sigmas.numel() > MAX_LEVELS or not bool(torch.isfinite(sigmas).all()):
+            raise ValueError(f"AnnealedLangevin needs 1 to {MAX_LEVELS} finite noise levels")
+        if torch.any(sigmas <= 0):
             raise ValueError("AnnealedLangevin needs positive noise levels")
         if torch.any(sigmas[1:] > sigmas[:-1]):
             raise ValueError("AnnealedLangevin sigmas must be in decreasing order")
-        if eps <= 0 or steps_per_sigma < 1:
-            raise ValueError(f"AnnealedLangevin needs eps > 0 and steps_per_sigma >= 1, got {eps}, {steps_per_sigma}")
-        self.sigmas = sigmas.tolist()
-        self.steps_per_sigma, self.eps, self.denoise = int(steps_per_sigma), float(eps), bool(denoise)
+        self.eps = check_number("AnnealedLangevin", "eps", eps, 0, open_low=True)
+        self.steps_per_sigma = check_int("AnnealedLangevin", "steps_per_sigma", steps_per_sigma, 1, MAX_STEPS)
+        if self.steps_per_sigma * sigmas.numel() > MAX_STEPS:
+            raise ValueError(
+                f"AnnealedLangevin: {self.steps_per_sigma} steps × {sigmas.numel()} levels is over {MAX_STEPS}"
+            )
+        self.sigmas, self.denoise = sigmas.tolist(), bool(denoise)
 
     def run(self, energy: EnergyFn, x0: Sample, sigma: float | Tensor | None = None) -> Sample:
         x = tree.detach(x0)

@@ -14,13 +14,15 @@ from torch import Tensor
 
 from hebm_core import tree
 from hebm_core.energy import EnergyFn
-from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError
+from hebm_core.options import check_int, check_number
+from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError, SamplerStuckError
+from hebm_core.samplers.langevin import MAX_STEPS
 from hebm_core.tree import Sample
 
 __all__ = ["MetropolisSampler", "MALA", "HMC", "DualAveraging", "LOW_ACCEPTANCE"]
 
-#: below this acceptance rate a run warns that its chains are (nearly) stuck
-LOW_ACCEPTANCE = 0.02
+#: below this acceptance rate (and above the sampler's ``min_acceptance``) a run warns that its chains barely move
+LOW_ACCEPTANCE = 0.05
 
 
 class DualAveraging:
@@ -54,7 +56,12 @@ def _sq_norm(x: Sample) -> Tensor:
 
 
 class MetropolisSampler(Sampler):
-    """Shared loop: ``adapt_steps`` warm-up steps tune the step size, then it is held fixed."""
+    """Shared loop: ``adapt_steps`` warm-up steps tune the step size, then it is held fixed.
+
+    The acceptance rate after warm-up goes into :attr:`last_stats` (and so into every sampling
+    report); under ``min_acceptance`` the run is a :class:`SamplerStuckError` (its chains did not
+    move, so its samples are its starts), under :data:`LOW_ACCEPTANCE` a warning.
+    """
 
     target_accept = 0.65
 
@@ -64,13 +71,15 @@ class MetropolisSampler(Sampler):
         n_steps: int = 100,
         adapt_steps: int = 0,
         target_accept: float | None = None,
+        min_acceptance: float = 0.01,
         **kw,
     ) -> None:
         super().__init__(**kw)
-        if step_size <= 0 or n_steps < 0 or adapt_steps < 0:
-            raise ValueError(f"{type(self).__name__} needs step_size > 0, n_steps >= 0 and adapt_steps >= 0")
-        self.step_size = float(step_size)
-        self.n_steps, self.adapt_steps = int(n_steps), int(adapt_steps)
+        owner = type(self).__name__
+        self.step_size = check_number(owner, "step_size", step_size, 0, open_low=True)
+        self.n_steps = check_int(owner, "n_steps", n_steps, 0, MAX_STEPS)
+        self.adapt_steps = check_int(owner, "adapt_steps", adapt_steps, 0, MAX_STEPS)
+        self.min_acceptance = check_number(owner, "min_acceptance", min_acceptance, 0, 1)
         if target_accept is not None:
             if not 0 < target_accept < 1:
                 raise ValueError("target_accept must lie in (0, 1)")
@@ -133,14 +142,22 @@ class MetropolisSampler(Sampler):
                     acc_sum, acc_n = acc_sum + a, acc_n + 1
                 bar.update()
         self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps}
-        if acc_n and self.last_stats["acceptance"] < LOW_ACCEPTANCE:
-            warnings.warn(
-                f"{type(self).__name__} accepted {100 * self.last_stats['acceptance']:.2f}% of proposals with step "
-                f"size {eps:.4g}: the chains barely moved; lower the step size or set adapt_steps",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        self._judge_acceptance(acc_n, eps)
         return state.x
+
+    def _judge_acceptance(self, steps: int, eps: float) -> None:
+        rate = self.last_stats["acceptance"]
+        if not steps or rate >= LOW_ACCEPTANCE:
+            return
+        said = f"{type(self).__name__} accepted {100 * rate:.2f}% of proposals with step size {eps:.4g}"
+        if rate < self.min_acceptance:
+            raise SamplerStuckError(
+                f"{said}, under its floor of {100 * self.min_acceptance:g}% (min_acceptance): the chains did not move; "
+                "lower step_size or set adapt_steps"
+            )
+        warnings.warn(
+            f"{said}: the chains barely moved; lower the step size or set adapt_steps", RuntimeWarning, stacklevel=3
+        )
 
 
 class MALA(MetropolisSampler):
@@ -168,9 +185,7 @@ class HMC(MetropolisSampler):
 
     def __init__(self, step_size: float = 0.1, n_steps: int = 100, n_leapfrog: int = 10, **kw) -> None:
         super().__init__(step_size=step_size, n_steps=n_steps, **kw)
-        if n_leapfrog < 1:
-            raise ValueError("HMC needs n_leapfrog >= 1")
-        self.n_leapfrog = int(n_leapfrog)
+        self.n_leapfrog = check_int("HMC", "n_leapfrog", n_leapfrog, 1, 10_000)
 
     def propose(self, energy, state, sigma, step_size):
         p0 = self.space.noise_like(state.x)

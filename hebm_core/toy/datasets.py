@@ -14,16 +14,26 @@ import torch
 from torch import Tensor
 
 from hebm_core.data import DataBundle
+from hebm_core.options import check_int, check_number
 
 __all__ = ["DATASETS", "gaussian_mixture", "rings", "moons", "checkerboard", "gaussian"]
+
+#: the largest sample count and dimension a toy dataset draws (a typo must not fill the memory)
+MAX_SAMPLES = 10_000_000
+MAX_DIM = 10_000
+#: the largest length scale (radius, std, scale) a toy dataset accepts
+MAX_SCALE = 1e6
 
 Draw = Callable[[int, torch.Generator], Tensor]
 
 
 def _bundle(name: str, draw: Draw, n: int, n_test: int, seed: int, **info) -> DataBundle:
     """Draw the two splits with their own generators and record how they were made."""
-    if n < 1 or n_test < 0:
-        raise ValueError(f"{name}: need n >= 1 and n_test >= 0, got n={n}, n_test={n_test}")
+    check_int(name, "n", n, 1, MAX_SAMPLES)
+    check_int(name, "n_test", n_test, 0, MAX_SAMPLES)
+    check_int(name, "seed", seed, 0, 2**62)
+    if any(not math.isfinite(v) for v in info.values() if isinstance(v, float)):
+        raise ValueError(f"{name}: every option must be finite")
 
     def split(count: int, gen_seed: int) -> Tensor:
         g = torch.Generator().manual_seed(gen_seed)
@@ -52,8 +62,10 @@ def gaussian_mixture(
 ) -> DataBundle:
     """``k`` equal-weight isotropic Gaussians: on a circle of ``radius`` in 2-D, at seeded random
     directions on the sphere of ``radius`` for ``dim > 2``."""
-    if k < 1 or dim < 1:
-        raise ValueError("gaussian_mixture: need k >= 1 and dim >= 1")
+    check_int("gaussian_mixture", "k", k, 1, 10_000)
+    check_int("gaussian_mixture", "dim", dim, 1, MAX_DIM)
+    check_number("gaussian_mixture", "radius", radius, 0, MAX_SCALE)
+    check_number("gaussian_mixture", "std", std, 0, MAX_SCALE, open_low=True)
     if dim == 2:
         angles = torch.arange(k, dtype=torch.float64) * (2 * math.pi / k)
         means = radius * torch.stack([angles.cos(), angles.sin()], 1)
@@ -73,9 +85,13 @@ def rings(
     n: int = 8000, n_test: int = 2000, seed: int = 0, radii: list[float] | None = None, std: float = 0.08
 ) -> DataBundle:
     """Concentric circles (equal counts per ring) with radial Gaussian noise ``std``."""
-    r = torch.tensor(radii if radii is not None else [1.0, 2.0], dtype=torch.float64)
-    if r.numel() == 0 or bool((r <= 0).any()):
-        raise ValueError("rings: radii must be a non-empty list of positive numbers")
+    radii = [1.0, 2.0] if radii is None else radii
+    if not isinstance(radii, list) or not radii or len(radii) > 1000:
+        raise ValueError(f"rings: radii must be a non-empty list of positive numbers, got {radii!r}")
+    for i, v in enumerate(radii):
+        check_number("rings", f"radii[{i}]", v, 0, MAX_SCALE, open_low=True)
+    check_number("rings", "std", std, 0, MAX_SCALE)
+    r = torch.tensor(radii, dtype=torch.float64)
 
     def draw(m: int, g: torch.Generator) -> Tensor:
         which = torch.randint(0, r.numel(), (m,), generator=g)
@@ -88,6 +104,8 @@ def rings(
 
 def moons(n: int = 8000, n_test: int = 2000, seed: int = 0, std: float = 0.08, scale: float = 1.5) -> DataBundle:
     """Two interleaving half circles (as scikit-learn's ``make_moons``), centred and scaled by ``scale``."""
+    check_number("moons", "std", std, 0, MAX_SCALE)
+    check_number("moons", "scale", scale, 0, MAX_SCALE, open_low=True)
 
     def draw(m: int, g: torch.Generator) -> Tensor:
         upper = torch.rand(m, generator=g) < 0.5
@@ -102,6 +120,7 @@ def moons(n: int = 8000, n_test: int = 2000, seed: int = 0, std: float = 0.08, s
 
 def checkerboard(n: int = 8000, n_test: int = 2000, seed: int = 0, scale: float = 1.0) -> DataBundle:
     """Uniform on the black squares of a 4×4 board on ``[-2, 2]²`` × ``scale`` (the FFJORD toy)."""
+    check_number("checkerboard", "scale", scale, 0, MAX_SCALE, open_low=True)
 
     def draw(m: int, g: torch.Generator) -> Tensor:
         x1 = 4 * torch.rand(m, generator=g, dtype=torch.float64) - 2
@@ -118,8 +137,9 @@ def gaussian(
     """Anisotropic Gaussian with known mean and covariance: eigenvalues log-spaced over ``condition``
     (largest 1), a seeded random rotation and a seeded random mean of norm ``mean_scale``.
     ``info`` holds ``mean`` and ``covariance``."""
-    if dim < 1 or condition < 1:
-        raise ValueError("gaussian: need dim >= 1 and condition >= 1")
+    check_int("gaussian", "dim", dim, 1, MAX_DIM)
+    check_number("gaussian", "condition", condition, 1, 1e12)
+    check_number("gaussian", "mean_scale", mean_scale, 0, MAX_SCALE)
     g = torch.Generator().manual_seed(20_011 + seed)
     q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
     eig = torch.logspace(0, -math.log10(condition), dim, dtype=torch.float64)

@@ -24,9 +24,11 @@ class TrainConfig(Options):
 
     section = "train"
 
-    steps: int = option(2000, "an integer >= 0", _non_negative, "optimizer steps")
-    batch_size: int = option(256, "an integer >= 1", _positive, "global batch (split over DDP ranks)")
-    lr: float = option(1e-3, "a number > 0", _positive, "Adam learning rate of the network")
+    steps: int = option(2000, "an integer in [0, 1e9]", lambda v: 0 <= v <= 10**9, "optimizer steps")
+    batch_size: int = option(
+        256, "an integer in [1, 1e7]", lambda v: 1 <= v <= 10**7, "global batch (split over DDP ranks)"
+    )
+    lr: float = option(1e-3, "a number in (0, 1000]", lambda v: 0 < v <= 1000, "Adam learning rate of the network")
     eta_lr: float | None = option(
         None,
         "a number >= 0 (or null for lr)",
@@ -48,6 +50,7 @@ class TrainConfig(Options):
     checkpoint_every: int = option(500, "an integer >= 1", _positive, "steps between checkpoints (and one at the end)")
     tensorboard: bool = option(True, None, None, "also log to TensorBoard when it is installed")
     progress: bool | None = option(None, "true or false (or null: when a terminal)", None, "progress bar")
+    strict: bool = option(False, None, None, "a loss that blows up over its running median is an error, not a warning")
 
     #: options that name a parameter group's learning rate (see EnergyModel.parameter_groups)
     GROUP_LR_OPTIONS = ("eta_lr",)

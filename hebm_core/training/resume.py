@@ -15,7 +15,7 @@ from typing import Any
 import torch.distributed as dist
 
 from hebm_core import __version__
-from hebm_core.checkpoint import FORMAT_VERSION, CheckpointError, one_line, save_checkpoint
+from hebm_core.checkpoint import FORMAT_VERSION, CheckpointError, nonfinite_entries, one_line, save_checkpoint
 from hebm_core.training.config import TrainConfig
 from hebm_core.training.state import rng_state, seed_everything, set_rng_state, to_cpu
 
@@ -101,6 +101,14 @@ class Resumable:
         missing = [k for k in RESUME_KEYS if k not in payload]
         if missing:
             raise CheckpointError(f"checkpoint '{path}' cannot resume training (missing keys: {', '.join(missing)})")
+        bad = nonfinite_entries(
+            {"model": payload["model"], "ema": payload.get("ema"), "optimizer": payload["optimizer"]}
+        )
+        if bad:
+            raise CheckpointError(
+                f"checkpoint '{path}' holds non-finite weights ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}): "
+                "resuming would train on NaN; start again or from an earlier checkpoint"
+            )
         changed = self._changed_options(payload.get("config") or {})
         if changed:
             warnings.warn(

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
-from hebm_core.checkpoint import CheckpointError
+from hebm_core.checkpoint import CheckpointError, nonfinite_entries
 
 __all__ = [
     "seed_everything",
@@ -127,4 +127,9 @@ def load_model_state(model: nn.Module, payload: dict[str, Any], ema: bool = True
     ]
     if problems:
         raise CheckpointError(f"the checkpoint's {which} weights do not fit this model ({'; '.join(problems)})")
+    bad = nonfinite_entries(state)
+    if bad:
+        raise CheckpointError(
+            f"the checkpoint's {which} weights are not finite ({', '.join(bad[:3])}): it cannot sample"
+        )
     model.load_state_dict(state)

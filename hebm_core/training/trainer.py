@@ -18,6 +18,7 @@ import gc
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from hebm_core.training.logging import MetricsLog, tensorboard_writer
 from hebm_core.training.resume import RESUME_KEYS, Resumable
 from hebm_core.training.schedules import lr_factor
 from hebm_core.training.state import ema_with_warmup, seed_everything
+from hebm_core.training.watch import LossWatch
 from hebm_core.tree import Sample
 
 __all__ = ["Trainer", "TrainingDivergedError", "RESUME_KEYS"]
@@ -88,6 +90,7 @@ class Trainer(Resumable):
             raise
 
         self.step = 0
+        self.watch = LossWatch()
         self.last_metrics: dict[str, float] = {}
         self._elapsed_before = 0.0  # training seconds of earlier (resumed-from) runs
         self._saved_step: int | None = None
@@ -302,6 +305,7 @@ class Trainer(Resumable):
         self.model.train()
         while self.step < cfg.steps:
             loss, metrics, grad_norm = self._train_step()
+            self._check_blowup(loss)
             last = self.step == cfg.steps
             if self.step % cfg.log_every == 0 or last:
                 row = self._log_row(loss, metrics, grad_norm, self._elapsed_before + time.perf_counter() - t0)
@@ -316,6 +320,17 @@ class Trainer(Resumable):
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint(elapsed_s=self._elapsed_before + time.perf_counter() - t0)
 
+    def _check_blowup(self, loss: float) -> None:
+        """A loss over 1000× its running median: a warning (recorded in the summary), an error with ``strict``."""
+        message = self.watch.update(self.step, loss)
+        if message is None:
+            return
+        lr = self.config.lr
+        message += f"; try a lower learning rate than lr={lr:g} (e.g. {lr / 10:g})"
+        if self.config.strict:
+            raise TrainingDivergedError(message)
+        warnings.warn(message + " (train.strict = true makes this an error)", RuntimeWarning, stacklevel=3)
+
     def _summary(self, wall: float, done: int) -> dict[str, Any]:
         result: dict[str, Any] = {
             "steps": self.step,
@@ -327,6 +342,8 @@ class Trainer(Resumable):
             "device": str(self.device),
             "world_size": self.world_size,
         }
+        if self.watch.flag is not None:
+            result["loss_blowup"] = dict(self.watch.flag)
         if self.ema is not None:
             result.update({f"{k}_ema": v for k, v in self.ema.module.describe().items()})
         self._elapsed_before += wall  # a later fit of this trainer continues the run's training time

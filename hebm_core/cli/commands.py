@@ -1,9 +1,4 @@
-"""The ``hebm`` command: ``plugins``, ``config``, ``train``, ``sample``, ``evaluate``, ``run``, ``compare``.
-
-Each subcommand is one function in :data:`COMMANDS`. A user error (bad config, unknown name,
-unreadable checkpoint, diverging sampler, missing file) is printed as a single line
-``hebm: error: <message>`` on stderr with exit status 2, never as a traceback.
-"""
+"""The subcommands, their arguments and `main`: one function per subcommand in :data:`COMMANDS`."""
 
 from __future__ import annotations
 
@@ -11,45 +6,20 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hebm_core.calibration import CalibrationError
-from hebm_core.checkpoint import CheckpointError
+from hebm_core.cli.errors import os_error, show_warning, user_errors
+from hebm_core.cli.printing import print_compare, print_report, print_summary, say
 from hebm_core.config import ConfigError, RunConfig, cli_overrides, get_registry, parse_assignment, resolve_config
 from hebm_core.objectives import OBJECTIVES
-from hebm_core.registry import UnknownNameError
-from hebm_core.samplers import SAMPLERS, SamplerDivergenceError
-from hebm_core.training import TrainingDivergedError
+from hebm_core.samplers import SAMPLERS
 
 __all__ = ["main", "COMMANDS", "build_parser"]
 
-#: errors shown as one line and exit status 2
-USER_ERRORS = (
-    ConfigError,
-    UnknownNameError,
-    CheckpointError,
-    SamplerDivergenceError,
-    TrainingDivergedError,
-    CalibrationError,
-    FileNotFoundError,
-)
 
-
-def _out(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v)
-
-
-# --------------------------------------------------------------------------- commands
 def cmd_plugins(args: argparse.Namespace) -> int:
     """Installed plugins and what each registers; broken ones with their reason."""
     reg = get_registry()
@@ -59,18 +29,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         "core": {"objectives": sorted(OBJECTIVES), "samplers": sorted(SAMPLERS)},
     }
     if args.json:
-        _out(json.dumps(data, indent=2))
+        say(json.dumps(data, indent=2))
         return 0
     for name, summary in data["plugins"].items():
-        _out(f"{name}: {summary['description']}")
+        say(f"{name}: {summary['description']}")
         for kind in ("datasets", "models", "statistics", "metrics"):
-            _out(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
+            say(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
     for name, reason in data["failures"].items():
-        _out(f"{name}: BROKEN: {reason}")
+        say(f"{name}: BROKEN: {reason}")
     if not data["plugins"] and not data["failures"]:
-        _out("no plugins installed (entry-point group 'hebm.plugins')")
-    _out(f"core objectives: {', '.join(data['core']['objectives'])}")
-    _out(f"core samplers:   {', '.join(data['core']['samplers'])}")
+        say("no plugins installed (entry-point group 'hebm.plugins')")
+    say(f"core objectives: {', '.join(data['core']['objectives'])}")
+    say(f"core samplers:   {', '.join(data['core']['samplers'])}")
     return 0
 
 
@@ -88,6 +58,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         n_samples=getattr(args, "n", None),
         assignments=args.set,
+        strict=True if getattr(args, "strict", False) else None,
     )
     return resolve_config(args.config, overrides)
 
@@ -97,47 +68,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.reference:
         from hebm_core.config.reference import reference_table
 
-        _out(reference_table())
+        say(reference_table())
         return 0
     from hebm_core.runs.report import jsonable
 
-    _out(json.dumps(jsonable(_config(args).to_dict()), indent=2))
+    say(json.dumps(jsonable(_config(args).to_dict()), indent=2))
     return 0
-
-
-def _print_report(rep: dict[str, Any]) -> None:
-    if rep.get("rank"):  # other ranks under torchrun: rank 0 reports
-        return
-    tr = rep.get("training") or {}
-    if tr:
-        _out(
-            f"trained {tr.get('steps')} steps in {_fmt(tr.get('wall_time_s'))} s "
-            f"({_fmt(tr.get('steps_per_s'))} steps/s) on {tr.get('device')}"
-        )
-    if rep.get("eta"):
-        _out("eta:     " + ", ".join(f"{k}={_fmt(v)}" for k, v in rep["eta"].items()))
-    sm = rep.get("sampling")
-    if sm:
-        _out(
-            f"sampled {sm['n_samples']} with {sm['sampler']} in {_fmt(sm['wall_time_s'])} s "
-            f"({_fmt(sm['samples_per_s'])}/s)"
-        )
-    if rep.get("delta_t"):
-        _out("delta_t: " + ", ".join(f"{k}={_fmt(v)}" for k, v in rep["delta_t"].items()))
-    other = {k: v for k, v in (rep.get("metrics") or {}).items() if "/" not in k}
-    if other:
-        _out("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in other.items()))
-    ll = rep.get("log_likelihood")
-    if ll:
-        ais = ll["ais"]
-        _out(
-            f"nll:     {_fmt(ll['nll_nats'])} nats = {_fmt(ll['bits_per_dim'])} bits/dim (log Z "
-            f"{_fmt(ais['log_z'])} ± {_fmt(ais['log_z_stderr'])} by AIS, ESS {_fmt(ais['ess'])}/{ais['n_chains']})"
-        )
-    for note in rep.get("notes", []):
-        _out(f"note: {note}")
-    for f in rep.get("files", []):
-        _out(f"wrote {f}")
 
 
 def _resume(args: argparse.Namespace) -> bool | str:
@@ -150,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = args.out or f"runs/{cfg.plugin}-{cfg.data.name}"
-    _print_report(run(cfg, out, resume=_resume(args), train_only=True))
+    print_report(run(cfg, out, resume=_resume(args), train_only=True))
     return 0
 
 
@@ -159,36 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hebm_core.runs import run
 
     cfg = _config(args)
-    _print_report(run(cfg, args.out or "runs/demo", resume=_resume(args)))
+    print_report(run(cfg, args.out or "runs/demo", resume=_resume(args)))
     return 0
-
-
-def _print_compare(res: dict[str, Any], prefix: str = "") -> None:
-    for stat, d in res.get("delta_t", {}).items():
-        red = d["delta_t_reduction_pct"]
-        side = {
-            k: _fmt(d[k]) + (f" ± {_fmt(d[k + '_se'])}" if d.get(k + "_se") is not None else "")
-            for k in ("vanilla", "hybrid")
-        }
-        _out(
-            f"{prefix}delta_t {stat}: vanilla {side['vanilla']} -> hybrid {side['hybrid']} "
-            f"({'n/a' if red is None else f'{red:+.1f} % reduction'})"
-        )
-    for k, d in res.get("metrics", {}).items():
-        if "/" not in k:
-            _out(f"{prefix}{k}: vanilla {_fmt(d['vanilla'])} -> hybrid {_fmt(d['hybrid'])}")
-    if res.get("eta"):
-        _out(f"{prefix}eta (hybrid): " + ", ".join(f"{k}={_fmt(v)}" for k, v in res["eta"].items()))
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    """One line per metric: both means, the paired difference ± SE, seeds where the hybrid is no worse."""
-    for key, s in summary.items():
-        se = f" ± {s['diff_se']:.3g}" if s["diff_se"] is not None else ""
-        _out(
-            f"{key:36s} vanilla {s['vanilla_mean']:.5g}  hybrid {s['hybrid_mean']:.5g}  "
-            f"diff {s['diff_mean']:+.3g}{se}  hybrid no worse {s['seeds_hybrid_no_worse']}/{s['seeds']}"
-        )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -200,15 +108,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds:
         res = compare_seeds(cfg, out, args.seeds, folds=args.folds, resume=bool(args.resume))
         for seed in args.seeds:
-            _out(f"seed {seed}: {out / f'seed{seed}' / 'compare.json'}")
-        _print_summary(res["summary"])
-        _out(f"wrote {out / 'compare_seeds.json'}")
+            say(f"seed {seed}: {out / f'seed{seed}' / 'compare.json'}")
+        print_summary(res["summary"])
+        say(f"wrote {out / 'compare_seeds.json'}")
         return 0
     if args.folds:
         raise ConfigError("--folds needs --seeds (seed S holds out fold S)")
     res = compare(cfg, out, resume=bool(args.resume))
-    _print_compare(res)
-    _out(f"wrote {out / 'compare.json'}")
+    print_compare(res)
+    say(f"wrote {out / 'compare.json'}")
     return 0
 
 
@@ -251,11 +159,11 @@ def _from_checkpoint(args: argparse.Namespace, fn: Callable[..., dict], leaf: st
         out,
         n=args.n,
         sampler=args.sampler,
-        sampler_options=_sampler_options(args.set),
+        sampler_options={**_sampler_options(args.set), **({"strict": True} if args.strict else {})},
         device=args.device,
         **extra,
     )
-    _print_report(rep)
+    print_report(rep)
     return 0
 
 
@@ -274,6 +182,9 @@ def _add_config_args(p: argparse.ArgumentParser, sampling: bool) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="any config value, e.g. train.lr=1e-3 (repeatable)"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="a loss that blows up or chains that run off are errors, not warnings"
     )
     if sampling:
         p.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))}")
@@ -296,6 +207,7 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, metavar="N", help="number of samples (default: the run's n_samples)")
     p.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))} (default: the run's)")
     p.add_argument("--set", action="append", metavar="sampler.KEY=VALUE", help="sampler option (repeatable)")
+    p.add_argument("--strict", action="store_true", help="chains that run off are an error, not a warning")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     p.add_argument("--out", metavar="DIR", help="output folder (default: next to the run)")
 
@@ -380,19 +292,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help or an argparse usage error
         return int(exc.code or 0)
+    shown, warnings.showwarning = warnings.showwarning, show_warning
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"hebm: error: {msg}", file=sys.stderr, flush=True)
+        return 2
+    except MemoryError:
+        print("hebm: error: out of memory: lower the batch, sample or model size", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the reader left; flushed at exit
+            return 141
+        print(f"hebm: error: {os_error(exc)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("hebm: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `hebm config | head`: the reader left; say nothing more
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit
-        return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    finally:
+        warnings.showwarning = shown
