@@ -11,6 +11,7 @@ One plugin that fails to import is reported with its reason; the others keep wor
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +26,20 @@ from hebm_core.samplers import SAMPLERS, Sampler
 from hebm_core.statistics import Statistic
 from hebm_core.tree import Sample
 
-__all__ = ["Plugin", "PluginRegistry", "ENTRY_POINT_GROUP", "UnknownNameError", "lookup", "get_registry"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "STATISTICS_GROUP",
+    "Plugin",
+    "PluginRegistry",
+    "UnknownNameError",
+    "get_registry",
+    "import_object",
+    "lookup",
+]
 
 ENTRY_POINT_GROUP = "hebm.plugins"
+#: entry points that add statistics to a domain: ``"<domain>.<name>" = "package.module:object"``
+STATISTICS_GROUP = "hebm.statistics"
 
 
 class UnknownNameError(KeyError):
@@ -45,6 +57,22 @@ def lookup(table: dict[str, Any], name: str, kind: str, owner: str = "") -> Any:
         where = f" in plugin {owner!r}" if owner else ""
         known = ", ".join(sorted(table)) or "none"
         raise UnknownNameError(f"unknown {kind} {name!r}{where}; known: {known}") from None
+
+
+def import_object(path: str) -> Any:
+    """``"package.module:attribute"`` (the attribute may be dotted) as the object; one-line errors."""
+    module, sep, attr = path.partition(":")
+    if not sep or not module or not attr:
+        raise UnknownNameError(f"{path!r} is not an import path: write 'package.module:name'")
+    try:
+        obj: Any = importlib.import_module(module)
+    except Exception as exc:  # a module that does not import is the user's to fix: say why in one line
+        raise UnknownNameError(f"cannot import {module!r} for {path!r}: {type(exc).__name__}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UnknownNameError(f"{path!r}: module {module!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass
@@ -92,12 +120,12 @@ class Plugin:
         """The core's metrics (``delta_t``) and this plugin's."""
         return {**CORE_METRICS, **self.metrics}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, extra_statistics: list[str] | None = None) -> dict[str, Any]:
         return {
             "description": self.description,
             "datasets": sorted(self.datasets),
             "models": sorted(self.models),
-            "statistics": sorted(self.statistics),
+            "statistics": sorted({*self.statistics, *(extra_statistics or [])}),
             "metrics": sorted(self.metrics),
             "objectives": sorted(self.objectives),
             "samplers": sorted(self.samplers),
@@ -111,12 +139,16 @@ class PluginRegistry:
     demo never waits for RDKit or Open3D; ``plugins`` and ``failures`` import every one of them.
     """
 
-    def __init__(self, eps: list[EntryPoint] | None = None) -> None:
+    def __init__(self, eps: list[EntryPoint] | None = None, statistic_eps: list[EntryPoint] | None = None) -> None:
         self._plugins: dict[str, Plugin] = {}
         self._failures: dict[str, str] = {}
         self._pending: dict[str, EntryPoint] = {}
         for ep in eps if eps is not None else list(entry_points(group=ENTRY_POINT_GROUP)):
             self._pending.setdefault(ep.name, ep)
+        if statistic_eps is None:
+            statistic_eps = [] if eps is not None else list(entry_points(group=STATISTICS_GROUP))
+        self._extra_pending = list(statistic_eps)
+        self._extra: dict[str, dict[str, Callable[..., Statistic]]] = {}
 
     @property
     def plugins(self) -> dict[str, Plugin]:
@@ -126,13 +158,37 @@ class PluginRegistry:
 
     @property
     def failures(self) -> dict[str, str]:
-        """Entry points that failed to load, with the reason."""
+        """Entry points that failed to load, with the reason (statistics under ``statistic <domain>.<name>``)."""
         self._load_all()
+        self._load_extra()
         return self._failures
 
     def _load_all(self) -> None:
         for name in list(self._pending):
             self._load(self._pending.pop(name))
+
+    def _load_extra(self) -> None:
+        """The ``hebm.statistics`` entry points, each isolated: a broken one is recorded, the rest load."""
+        while self._extra_pending:
+            ep = self._extra_pending.pop(0)
+            domain, sep, name = ep.name.partition(".")
+            try:
+                if not sep or not domain or not name:
+                    raise ValueError(f"entry point name {ep.name!r} must be '<domain>.<statistic>'")
+                self._extra.setdefault(domain, {})[name] = ep.load()
+            except BaseException as exc:  # isolated like plugins
+                self._failures[f"statistic {ep.name}"] = f"{type(exc).__name__}: {exc}"
+
+    def statistics(self, domain: str) -> dict[str, Callable[..., Statistic]]:
+        """The statistics a domain's runs can name: the plugin's own and those other packages add to it."""
+        self._load_extra()
+        return {**self._extra.get(domain, {}), **self.get(domain).statistics}
+
+    def statistic(self, domain: str, name: str) -> Callable[..., Statistic] | Statistic:
+        """A statistic by name in ``domain``, or by import path ``package.module:name`` from anywhere."""
+        if ":" in name:
+            return import_object(name)
+        return lookup(self.statistics(domain), name, "statistic", domain)
 
     def _load(self, ep: EntryPoint) -> None:
         try:

@@ -348,5 +348,6 @@ def test_frozen_eta_trains_the_vanilla_network_and_calibration_fits_eta(capsys, 
     assert gaps[-1] < 0.5 * gaps[0]  # moment matching moved η and closed most of the gap
     assert rep["eta"]["radius"] != 0.0 and hyb["calibrated_eta"]["radius"].tolist() == [rep["eta"]["radius"]]
 
-    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "x", *TINY, "--set", "train.eta_lr=0")
+    no_calibration = ["--set", "train.eta_lr=0", "--set", "hybrid.calibrate_rounds=0"]
+    rc, _, err = hebm(capsys, "run", "--out", tmp_path / "x", *TINY, *no_calibration)
     assert rc != 0 and "calibrate_rounds" in err

@@ -26,6 +26,7 @@ TINY = {
     "train.tensorboard": False,
     "sampler.n_samples": 8,
     "sampler.steps_per_sigma": 2,
+    "hybrid.calibrate_rounds": 0,
 }
 #: the tiny config as TOML sections (values are TOML literals)
 TINY_TABLES = {

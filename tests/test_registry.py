@@ -62,6 +62,8 @@ def plugin_path(tmp_path, monkeypatch) -> Path:
     (root / "hebm_testplug" / "__init__.py").write_text(PLUGIN_SOURCE)
     (root / "hebm_brokenplug").mkdir()
     (root / "hebm_brokenplug" / "__init__.py").write_text('raise ImportError("needs libfrobnicate")\n')
+    (root / "hebm_exitplug").mkdir()
+    (root / "hebm_exitplug" / "__init__.py").write_text("import sys\nsys.exit(3)\n")
     dist = root / "hebm_testplug-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hebm-testplug\nVersion: 0.1\n")
@@ -71,13 +73,14 @@ def plugin_path(tmp_path, monkeypatch) -> Path:
             [hebm.plugins]
             testplug = hebm_testplug:plugin
             broken = hebm_brokenplug:plugin
+            exits = hebm_exitplug:plugin
             """
         )
     )
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setattr(registry_module, "_REGISTRY", None)  # the CLI's cached registry must re-read entry points
     yield root
-    for mod in ("hebm_testplug", "hebm_brokenplug"):
+    for mod in ("hebm_testplug", "hebm_brokenplug", "hebm_exitplug"):
         sys.modules.pop(mod, None)
 
 
@@ -92,7 +95,8 @@ def test_entry_points_are_discovered_with_toy(plugin_path):
 
 def test_broken_entry_point_is_reported_and_the_others_work(plugin_path):
     reg = PluginRegistry()
-    assert set(reg.failures) == {"broken"}
+    assert set(reg.failures) == {"broken", "exits"}
+    assert reg.failures["exits"].startswith("SystemExit: 3")  # sys.exit at import is a failure like any other
     assert reg.failures["broken"].startswith("ImportError: needs libfrobnicate")
     assert "hebm_brokenplug" in reg.failures["broken"]  # where it failed
     with pytest.raises(UnknownNameError, match="plugin 'broken' is installed but failed to load: ImportError"):
@@ -114,6 +118,9 @@ def test_hebm_plugins_lists_both_in_a_subprocess(plugin_path, tmp_path):
     assert {"toy", "testplug"} <= set(data["plugins"])
     assert data["plugins"]["testplug"]["models"] == ["gauss"]
     assert data["failures"]["broken"].startswith("ImportError: needs libfrobnicate")
+    assert data["failures"]["exits"].startswith("SystemExit: 3")
+    run = subprocess.run([*cmd[:-1], "run", "--plugin", "exits"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 2 and run.stderr.startswith("hebm: error: plugin 'exits' is installed but failed to load")
 
     text = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert text.returncode == 0, text.stderr

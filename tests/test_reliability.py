@@ -15,6 +15,7 @@ from hebm_core.cli import main
 from hebm_core.training import watch
 
 TINY = ["--set", "data.n=64", "--set", "data.n_test=32", "--set", "model.hidden=8", "--set", "model.depth=1"]
+TINY += ["--set", "hybrid.calibrate_rounds=0"]  # the toy default calibrates η; these tests need no η
 SAMPLE = ["--set", "sampler.n_samples=16", "--set", "sampler.steps_per_sigma=5"]
 
 
@@ -36,7 +37,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_any_work(tmp_path,
     monkeypatch.setattr(runs.workflow, "build", lambda *a, **k: called.append(1))
     afile = tmp_path / "f"
     afile.write_text("x")
-    for out, reason in ((afile, "is a file, not a folder"), (afile / "sub", "Not a directory"),
+    for out, reason in ((afile, "is a file, not a folder"), (afile / "sub", "which is a file"),
                         ("/proc/hebm-out", "cannot write to output folder")):  # fmt: skip
         rc, _, err = cli(capsys, "train", "--steps", "2", *TINY, "--out", out)
         assert rc == 2 and reason in one_error(err)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hebm_core.cli.errors import os_error, show_warning, user_errors
-from hebm_core.cli.printing import print_compare, print_report, print_summary, say
+from hebm_core.cli.printing import fmt, print_compare, print_report, print_summary, say
 from hebm_core.config import ConfigError, RunConfig, cli_overrides, get_registry, parse_assignment, resolve_config
 from hebm_core.objectives import OBJECTIVES
 from hebm_core.samplers import SAMPLERS
@@ -24,7 +24,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     """Installed plugins and what each registers; broken ones with their reason."""
     reg = get_registry()
     data = {
-        "plugins": {name: p.summary() for name, p in sorted(reg.plugins.items())},
+        "plugins": {name: p.summary(list(reg.statistics(name))) for name, p in sorted(reg.plugins.items())},
         "failures": dict(sorted(reg.failures.items())),
         "core": {"objectives": sorted(OBJECTIVES), "samplers": sorted(SAMPLERS)},
     }
@@ -117,6 +117,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     res = compare(cfg, out, resume=bool(args.resume))
     print_compare(res)
     say(f"wrote {out / 'compare.json'}")
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """Which candidate statistics (the config's ``statistics``) the vanilla network's tilt needs."""
+    from hebm_core.runs.select import select_statistics
+
+    out = Path(args.out or "runs/select")
+    rep = select_statistics(_config(args), out, checkpoint=args.checkpoint, n=args.n)
+    for c in rep["components"]:
+        lo, hi = c["interval"]
+        say(
+            f"{c['decision']:4s} {c['name']:28s} gap {fmt(c['gap_before_sd'])} -> {fmt(c['gap_after_sd'])} sd, "
+            f"held-out gain {fmt(c['held_out_gain'])} nats [{fmt(lo)}, {fmt(hi)}]"
+        )
+    summary = rep["summary"]
+    gains = f"{fmt(summary['predicted_gain_nats'])} nats, held-out {fmt(summary['held_out_gain_nats'])}"
+    say(f"tilt: predicted gain {gains}")
+    for note in rep["notes"]:
+        say(f"note: {note}")
+    say(f"statistics = {json.dumps(rep['statistics'])}")
+    say(f"wrote {out / 'selection.json'}")
     return 0
 
 
@@ -252,6 +274,14 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
             p.add_argument("--reference", action="store_true", help="every config key with its default and meaning"),
         ),
         "print the resolved configuration (or --reference: every key)",
+    ),
+    "select-statistics": (
+        cmd_select,
+        lambda p: (
+            _add_config_args(p, True),
+            p.add_argument("--checkpoint", help="take this finished run's network instead of training one"),
+        ),
+        "keep the candidate statistics whose tilt gains held-out likelihood",
     ),
     "train": (cmd_train, lambda p: (_add_config_args(p, False), _add_resume(p)), "train a model"),
     "sample": (cmd_sample, _add_checkpoint_args, "draw samples from a checkpoint"),

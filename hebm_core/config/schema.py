@@ -240,7 +240,8 @@ class RunConfig:
         name = cfg.get("plugin")
         if not isinstance(name, str):
             raise ConfigError(f"'plugin' must be a string, got {name!r}")
-        plugin = (registry or get_registry()).get(name)
+        registry = registry or get_registry()
+        plugin = registry.get(name)
         factories = {
             key: Factory.section(key, cfg.get(key, {"name": DEFAULT_OBJECTIVE} if key == "objective" else None))
             for key in NAMED_SECTIONS
@@ -255,7 +256,7 @@ class RunConfig:
             hybrid=HybridConfig.from_dict(cfg.get("hybrid", {})),
             **factories,
         )
-        run.check_names(plugin)
+        run.check_names(plugin, registry)
         if run.statistics and run.train.eta_lr == 0 and not run.hybrid.calibrate_rounds:
             raise ConfigError(
                 "train.eta_lr = 0 freezes η at 0 during training: set [hybrid] calibrate_rounds to fit η "
@@ -263,14 +264,15 @@ class RunConfig:
             )
         return run
 
-    def check_names(self, plugin: Plugin) -> None:
-        """Every name the config gives exists in the plugin or the core."""
+    def check_names(self, plugin: Plugin, registry: PluginRegistry) -> None:
+        """Every name the config gives exists in the plugin or the core (a statistic may also come from
+        another package: an import path, or a ``hebm.statistics`` entry point for this domain)."""
         lookup(plugin.datasets, self.data.name, "dataset", plugin.name)
         lookup(plugin.models, self.model.name, "model", plugin.name)
         lookup(plugin.all_objectives(), self.objective.name, "objective")
         lookup(plugin.all_samplers(), self.sampler.name, "sampler")
         for s in [*self.statistics, *self.evaluate.statistics]:
-            lookup(plugin.statistics, s.name, "statistic", plugin.name)
+            registry.statistic(plugin.name, s.name)
         for m in self.evaluate.metrics:
             lookup(plugin.all_metrics(), m.name, "metric", plugin.name)
 

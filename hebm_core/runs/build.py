@@ -27,7 +27,7 @@ from hebm_core.statistics import Moments, Statistic
 from hebm_core.training import seed_everything
 from hebm_core.tree import Sample
 
-__all__ = ["Experiment", "EXAMPLE_SIZE", "accepts", "build", "call_factory"]
+__all__ = ["Experiment", "EXAMPLE_SIZE", "accepts", "build", "call_factory", "check_fit", "make_statistic"]
 
 #: size of the example batch given to model factories and HybridEnergy
 EXAMPLE_SIZE = 256
@@ -137,22 +137,75 @@ def call_factory(
 
 
 # --------------------------------------------------------------------------- build
-def _statistic(item: StatisticEntry, plugin: Plugin) -> Statistic:
-    """The plugin's statistic for one entry (its powers up to ``moments`` when given)."""
-    factory = lookup(plugin.statistics, item.name, "statistic", plugin.name)
-    stat = call_factory("statistic", item.name, factory, **item.options)
+def make_statistic(item: StatisticEntry, plugin: Plugin, registry: PluginRegistry) -> Statistic:
+    """The statistic of one entry: a ``Statistic`` (no options) or a factory called with the options;
+    its powers up to ``moments`` when given."""
+    found = registry.statistic(plugin.name, item.name)
+    if isinstance(found, Statistic):
+        if item.options:
+            raise ConfigError(f"statistic {item.name!r} is a Statistic, not a factory: it takes no options")
+        stat = found
+    else:
+        _require_factory(item, found)
+        stat = call_factory("statistic", item.name, found, **item.options)
+        if not isinstance(stat, Statistic):
+            raise ConfigError(f"statistic {item.name!r} gave {type(stat).__name__}, not a hebm_core Statistic")
     return Moments(stat, item.moments) if item.moments is not None else stat
 
 
-def _evaluated(cfg: RunConfig, plugin: Plugin, statistics: list[Statistic]) -> list[Statistic]:
+def _require_factory(item: StatisticEntry, found: Any) -> None:
+    """A plain function of the sample is not a factory: say how to make it a statistic."""
+    try:
+        params = inspect.signature(found).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [
+        p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if [r for r in required if r not in item.options]:
+        raise ConfigError(
+            f"statistic {item.name!r} needs {', '.join(map(repr, required))}: a function of the sample must be "
+            "decorated with @hebm_core.statistic (a factory takes only options)"
+        )
+
+
+def _evaluated(
+    cfg: RunConfig, plugin: Plugin, registry: PluginRegistry, statistics: list[Statistic]
+) -> list[Statistic]:
     """The hybrid's statistics, then ``[evaluate] statistics`` and the plugin's default ones (once each)."""
     out = list(statistics)
     defaults = [StatisticEntry.parse(s) for s in plugin.default_config.get("statistics", [])]
     for item in [*cfg.evaluate.statistics, *defaults]:
-        stat = _statistic(item, plugin)
+        stat = make_statistic(item, plugin, registry)
         if stat.name not in {t.name for t in out}:
             out.append(stat)
     return out
+
+
+def check_fit(stat: Statistic, example: Sample, domain: str, differentiable: bool) -> None:
+    """A statistic must map the domain's samples to finite ``[B, k]`` values and, in a hybrid term,
+    have a gradient in the sample (sampling moves chains along η·∇T); one :class:`ConfigError` line if not."""
+    where = f"statistic {stat.name!r} does not fit the {domain!r} samples"
+    b = tree.batch_size(example)
+    x = tree.with_grad(example) if differentiable else example
+    try:
+        with torch.enable_grad():
+            t = stat(x)
+    except Exception as exc:  # the user's code on our samples: any failure is a misfit, said in one line
+        raise ConfigError(f"{where}: {type(exc).__name__}: {one_line(exc, with_type=False)}") from None
+    if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != b:
+        shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+        raise ConfigError(f"{where}: it returned {shape} for a batch of {b}; it must return [B] or [B, k]")
+    if not bool(torch.isfinite(t).all()):
+        raise ConfigError(f"{where}: it is not finite on the training data")
+    if differentiable:
+        leaves = [leaf for leaf in tree.state_leaves(x) if leaf.requires_grad]
+        grads = torch.autograd.grad(t.sum(), leaves, allow_unused=True) if t.requires_grad else [None]
+        if all(g is None for g in grads):
+            raise ConfigError(
+                f"{where}: it has no gradient in the sample (a hybrid term moves samples along η·∇T; "
+                "use it in [evaluate] statistics to report its ΔT only)"
+            )
 
 
 def _dataset(cfg: RunConfig, plugin: Plugin) -> DataBundle:
@@ -225,8 +278,10 @@ def build(config: RunConfig | Mapping[str, Any], registry: PluginRegistry | None
     plugin = registry.get(cfg.plugin)
     bundle = _dataset(cfg, plugin)
     example = tree.index(bundle.train, torch.arange(min(EXAMPLE_SIZE, tree.batch_size(bundle.train))))
-    statistics = [_statistic(item, plugin) for item in cfg.statistics]
-    evaluated = _evaluated(cfg, plugin, statistics)
+    statistics = [make_statistic(item, plugin, registry) for item in cfg.statistics]
+    evaluated = _evaluated(cfg, plugin, registry, statistics)
+    for stat in evaluated:
+        check_fit(stat, example, plugin.name, differentiable=stat in statistics)
     ocls = lookup(plugin.all_objectives(), cfg.objective.name, "objective")
     objective = call_factory(
         "objective", cfg.objective.name, ocls, internal=("space",), space=bundle.space, **cfg.objective.options

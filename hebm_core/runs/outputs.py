@@ -1,8 +1,8 @@
 """Output folders: checked before any work, and written as one unit.
 
-- :func:`prepare_out_dir` refuses a folder that is a file, cannot be created or cannot be written,
-  before anything is trained or loaded, and removes what killed runs left behind (temporary files of
-  atomic writes, staging folders).
+- :func:`prepare_out_dir` refuses a folder that is a file, lies under a file or cannot be written,
+  before anything is trained or loaded (and before anything is created), and removes what killed
+  runs left behind (temporary files of atomic writes, staging folders).
 - :class:`Staging` collects a run's outputs (samples, pictures) in a hidden folder inside the run's
   folder; :meth:`Staging.commit` removes the old report first, moves the new files in and writes the
   report last, so the report (the manifest) names files that all belong to it.
@@ -41,22 +41,29 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def _probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``: the only test of writability that also holds for root."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"0")
+    Path(probe).unlink(missing_ok=True)
+
+
 def prepare_out_dir(path: str | Path) -> Path:
-    """``path`` as a writable folder (created if missing), cleaned of stale temporary files; one
-    :class:`ConfigError` line otherwise."""
+    """Check that ``path`` is, or can become, a writable folder (nothing is created yet) and clean it
+    of stale temporary files; one :class:`ConfigError` line otherwise."""
     out = Path(path)
     _restore_interrupted_swap(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {str(out)!r} is a file, not a folder")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"output folder {str(out)!r} lies under {str(existing)!r}, which is a file")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"0")
-        Path(probe).unlink(missing_ok=True)
+        _probe(existing)
     except OSError as exc:
         raise ConfigError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 alone tidies (and writes)
+    if int(os.environ.get("RANK", "0")) != 0 or not out.is_dir():  # under torchrun rank 0 alone tidies
         return out
     siblings = [p for p in _stale(out.parent) if p.name.startswith(f".{out.name}{_STAGING}")]
     for leftover in _stale(out) + siblings:
@@ -79,6 +86,7 @@ class Staging:
     def __init__(self, out_dir: str | Path, manifest: str = "report.json") -> None:
         self.out = Path(out_dir)
         self.manifest = manifest
+        self.out.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.out))
 
     def final(self, path: str | Path) -> str:
@@ -118,17 +126,19 @@ def replace_folder(out_dir: str | Path, manifest: str, write: Callable[[Path], M
     file paths as they will be), then the staging folder replaces ``out_dir``. A folder that holds
     files of something else (a run's checkpoint) is refused rather than replaced."""
     out = prepare_out_dir(out_dir)
-    if any(out.iterdir()) and not _owned(out, manifest):
+    if out.is_dir() and any(out.iterdir()) and not _owned(out, manifest):
         raise ConfigError(
             f"output folder {str(out)!r} holds files that are not outputs of a previous {manifest} "
             "(a run's checkpoint?): give this command its own --out"
         )
+    out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}", dir=out.parent))
+    old = stage.with_name(f".{out.name}{_STAGING}old-{stage.name[-8:]}")
     try:
         report = dict(write(stage))
         write_json(stage / manifest, report)
-        old = stage.with_name(f".{out.name}{_STAGING}old-{stage.name[-8:]}")
-        os.replace(out, old)
+        if out.exists():
+            os.replace(out, old)
         os.replace(stage, out)
     except BaseException:
         _remove(stage)

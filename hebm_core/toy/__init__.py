@@ -57,6 +57,8 @@ DEFAULT_CONFIG = {
     "statistics": ["radius"],
     "data": {"name": "rings", "n": 8000, "n_test": 2000, "seed": 0},
     "model": {"name": "mlp", "hidden": 128, "depth": 3},
+    # score matching alone leaves η near 0 (the network absorbs ‖x‖); moment matching fits it
+    "hybrid": {"calibrate_rounds": 3, "calibrate_samples": 2000},
     "objective": {"name": "dsm", "sigma_min": 0.02, "sigma_max": 2.0, "n_sigmas": 10},
     "train": {
         "steps": 3000,
