@@ -24,6 +24,7 @@ from hebm_core.metrics import CORE_METRICS, Metric
 from hebm_core.objectives import OBJECTIVES, Objective
 from hebm_core.samplers import SAMPLERS, Sampler
 from hebm_core.statistics import Statistic
+from hebm_core.targets import Target
 from hebm_core.tree import Sample
 
 __all__ = [
@@ -87,6 +88,8 @@ class Plugin:
       the core's ``delta_t`` is available to every plugin
     - ``objectives`` / ``samplers``: name -> class, next to the core's built-in ``OBJECTIVES`` /
       ``SAMPLERS`` (a plugin's own name wins in its runs)
+    - ``targets``: name -> factory ``(**options) -> Target``, energies to sample without data
+      (:class:`hebm_core.targets.Target`)
     - ``prior``: ``(n, bundle, sigma) -> Sample``, where samplers start (default: σ·noise in the space
       around training examples' structure); e.g. molecular graphs draw node counts from the training data
     - ``finalize``: ``(samples, bundle) -> Sample``, maps the sampler's continuous output to final samples
@@ -103,6 +106,7 @@ class Plugin:
     metrics: dict[str, Callable[..., Metric]] = field(default_factory=dict)
     objectives: dict[str, type[Objective]] = field(default_factory=dict)
     samplers: dict[str, type[Sampler]] = field(default_factory=dict)
+    targets: dict[str, Callable[..., Target]] = field(default_factory=dict)
     prior: Callable[[int, DataBundle, float], Sample] | None = None
     finalize: Callable[[Sample, DataBundle], Sample] | None = None
     write_samples: Callable[..., list[str]] | None = None
@@ -129,6 +133,7 @@ class Plugin:
             "metrics": sorted(self.metrics),
             "objectives": sorted(self.objectives),
             "samplers": sorted(self.samplers),
+            "targets": sorted(self.targets),
         }
 
 

@@ -33,8 +33,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     for name, summary in data["plugins"].items():
         say(f"{name}: {summary['description']}")
-        for kind in ("datasets", "models", "statistics", "metrics"):
-            say(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
+        for kind in ("datasets", "models", "statistics", "metrics", "objectives", "samplers", "targets"):
+            if summary[kind] or kind in ("datasets", "models", "statistics", "metrics"):
+                say(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
     for name, reason in data["failures"].items():
         say(f"{name}: BROKEN: {reason}")
     if not data["plugins"] and not data["failures"]:
