@@ -33,12 +33,16 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _num(v: float) -> str:
+    return str(v) if is_int(v) else f"{v:g}"
+
+
 def _range_words(low: float | None, high: float | None, open_low: bool) -> str:
     if low is not None and high is not None:
-        return f" in {'(' if open_low else '['}{low:g}, {high:g}]"
+        return f" in {'(' if open_low else '['}{_num(low)}, {_num(high)}]"
     if low is not None:
-        return f" {'>' if open_low else '>='} {low:g}"
-    return f" <= {high:g}" if high is not None else ""
+        return f" {'>' if open_low else '>='} {_num(low)}"
+    return f" <= {_num(high)}" if high is not None else ""
 
 
 def check_int(owner: str, name: str, value: Any, low: int | None = None, high: int | None = None) -> int:

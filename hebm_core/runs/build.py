@@ -192,7 +192,8 @@ def check_fit(stat: Statistic, example: Sample, domain: str, differentiable: boo
         with torch.enable_grad():
             t = stat(x)
     except Exception as exc:  # the user's code on our samples: any failure is a misfit, said in one line
-        raise ConfigError(f"{where}: {type(exc).__name__}: {one_line(exc, with_type=False)}") from None
+        said = one_line(exc, with_type=False) if isinstance(exc, ConfigError) else one_line(exc)
+        raise ConfigError(f"{where}: {said}") from None
     if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != b:
         shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
         raise ConfigError(f"{where}: it returned {shape} for a batch of {b}; it must return [B] or [B, k]")

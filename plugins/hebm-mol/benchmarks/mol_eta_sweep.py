@@ -40,15 +40,19 @@ def plot(rows: list[dict], path: Path) -> Path | None:
     except ImportError:
         return None
     eta = [r["eta"] for r in rows]
+
+    def col(key: str, scale: float = 1.0) -> list[float]:  # an undefined metric (None) is a gap in the line
+        return [scale * r[key] if r.get(key) is not None else float("nan") for r in rows]
+
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    axes[0].plot(eta, [100 * r["validity"] for r in rows], "o-", label="validity")
-    axes[0].plot(eta, [100 * r["novelty"] for r in rows], "s-", label="novelty")
-    axes[0].plot(eta, [100 * r["uniqueness"] for r in rows], "^-", label="uniqueness")
+    axes[0].plot(eta, col("validity", 100), "o-", label="validity")
+    axes[0].plot(eta, col("novelty", 100), "s-", label="novelty")
+    axes[0].plot(eta, col("uniqueness", 100), "^-", label="uniqueness")
     axes[0].set_ylabel("%")
     axes[0].legend()
     axes[1].plot(eta, [r["delta_t"] for r in rows], "o-")
     axes[1].set_ylabel("valency ΔT (excess)")
-    axes[2].plot(eta, [r["fcd"] for r in rows], "o-")
+    axes[2].plot(eta, col("fcd"), "o-")
     axes[2].set_ylabel("FCD against test")
     for ax in axes:
         ax.set_xlabel("η")
@@ -107,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
             "eta": eta,
             "delta_t": abs(model_t - data_t),
             "model_t": model_t,
+            # a metric without enough valid molecules to be defined is left out by the metric: null here
+            **dict.fromkeys(("uniqueness", "novelty", "fcd", *(("nspdk_mmd",) if args.nspdk else ()))),
             **{k: v for k, v in scores.items() if not k.startswith("n_")},
             "molecules_per_s": info["samples_per_s"],
             "wall_time_s": round(time.perf_counter() - t0, 2),

@@ -8,7 +8,6 @@ point; ``hebm run --plugin mol`` trains on the embedded RDKit NCI sample.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
@@ -16,6 +15,7 @@ from hebm_core.data import DataBundle
 from hebm_core.metrics import Metric
 from hebm_core.registry import Plugin
 from hebm_core.statistics import Statistic
+from hebm_mol.checks import check_bool, check_elements, check_optional_dir
 from hebm_mol.datasets import DATASETS
 from hebm_mol.graph import QM9_SPEC, GraphSpec, quantize
 from hebm_mol.io import write_samples
@@ -30,8 +30,11 @@ __all__ = ["plugin", "DEFAULT_CONFIG", "prior", "finalize", "GraphSpec", "GraphS
 def valency(
     atoms: Sequence[str] = QM9_SPEC.atoms, charged_n: bool = True, components: Sequence[str] = ("excess",)
 ) -> Statistic:
-    """Valency violation mass (and optionally implicit-H mass, bond mass), one η per component."""
-    return Valency(GraphSpec(tuple(atoms), QM9_SPEC.max_atoms), charged_n=charged_n, components=components)
+    """Valency violation mass (and optionally implicit-H mass, bond mass), one η per component.
+
+    ``atoms`` must be the dataset's elements, in its order (a mismatch is reported at first use)."""
+    spec = GraphSpec(check_elements("valency", "atoms", atoms), QM9_SPEC.max_atoms)
+    return Valency(spec, charged_n=charged_n, components=components)
 
 
 def prior(n: int, bundle: DataBundle, sigma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,10 +65,11 @@ def molecules(
     from hebm_mol.evaluation import MoleculeMetrics
     from hebm_mol.metrics import PROTOCOL
 
+    for name, value in (("correct", correct), ("nspdk", nspdk), ("fcd", fcd)):
+        check_bool("molecules", name, value)
+    cache_dir = check_optional_dir("molecules", "cache_dir", cache_dir)
     bundle.info["metrics_protocol"] = PROTOCOL
-    return MoleculeMetrics(
-        bundle, correct=correct, nspdk=nspdk, fcd=fcd, cache_dir=Path(cache_dir) if cache_dir else None
-    )
+    return MoleculeMetrics(bundle, correct=correct, nspdk=nspdk, fcd=fcd, cache_dir=cache_dir)
 
 
 #: ``hebm run --plugin mol``: the embedded NCI sample, sized for a few CPU minutes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class MoleculeMetrics(Metric):
         if not self.mols:
             raise RuntimeError("MoleculeMetrics needs generated samples")
         ex = self.bundle.extras
-        return evaluate_molecules(
+        out = evaluate_molecules(
             self.mols,
             ex["train_smiles"],
             ex["test_smiles"],
@@ -56,6 +57,8 @@ class MoleculeMetrics(Metric):
             fcd=self.fcd,
             cache_dir=self.cache_dir,
         )
+        # NaN marks a metric without enough molecules to be defined (see PROTOCOL): reports leave it out
+        return {k: v for k, v in out.items() if math.isfinite(v)}
 
     @staticmethod
     def describe() -> dict[str, Any]:

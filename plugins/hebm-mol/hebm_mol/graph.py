@@ -17,6 +17,8 @@ import torch
 from rdkit import Chem, RDLogger
 from torch import Tensor
 
+from hebm_mol.checks import check_elements, check_max_atoms
+
 __all__ = [
     "GraphSpec",
     "QM9_SPEC",
@@ -56,17 +58,8 @@ class GraphSpec:
     max_atoms: int = 9
 
     def __post_init__(self) -> None:
-        table = Chem.GetPeriodicTable()
-        for a in self.atoms:
-            try:
-                if table.GetAtomicNumber(a) < 1:
-                    raise ValueError
-            except (RuntimeError, ValueError):
-                raise ValueError(f"GraphSpec: unknown element {a!r}") from None
-        if len(set(self.atoms)) != len(self.atoms) or not self.atoms:
-            raise ValueError(f"GraphSpec: atoms must be distinct and non-empty, got {self.atoms}")
-        if self.max_atoms < 1:
-            raise ValueError(f"GraphSpec: max_atoms must be >= 1, got {self.max_atoms}")
+        object.__setattr__(self, "atoms", check_elements("GraphSpec", "atoms", self.atoms))
+        check_max_atoms("GraphSpec", self.max_atoms)
 
     @property
     def n_types(self) -> int:

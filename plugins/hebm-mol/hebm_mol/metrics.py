@@ -51,7 +51,9 @@ PROTOCOL = (
     "molecules (duplicates kept) and of the test set. 'corrected/' metrics apply GDSS's correction first: while an "
     "atom exceeds its largest allowed valence (RDKit valence list of the isoelectronic element, i.e. shifted by the "
     "formal charge), lower that atom's first highest-order bond by one (removing it at zero), then keep the largest "
-    "fragment by atom count; uniqueness, novelty, NSPDK and FCD on the corrected set are the figures GDSS reports."
+    "fragment by atom count; uniqueness, novelty, NSPDK and FCD on the corrected set are the figures GDSS reports. "
+    "A ratio or distance that is undefined for the run (no valid molecule; FCD with fewer than two molecules on "
+    "either side) is left out of hebm's reports, never reported as NaN."
 )
 
 _BOND_TYPES = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
@@ -279,7 +281,8 @@ def _frechet(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, e
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
     covmean = np.real(covmean)
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    return value if math.isfinite(value) else math.nan
 
 
 def _stats(act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -358,7 +361,8 @@ def _set_metrics(
     if ref_nspdk is not None:
         out["nspdk_mmd"] = nspdk_mmd(mols, ref_nspdk) if mols else nan
     if fcd:
-        out["fcd"] = fcd_score(smiles, ref_smiles, cache_dir=cache_dir, device=device) if len(smiles) >= 2 else nan
+        enough = len(smiles) >= 2 and len(ref_smiles) >= 2  # a covariance needs two molecules on each side
+        out["fcd"] = fcd_score(smiles, ref_smiles, cache_dir=cache_dir, device=device) if enough else nan
     return out
 
 

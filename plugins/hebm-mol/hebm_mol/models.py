@@ -15,9 +15,30 @@ import torch
 from torch import Tensor, nn
 
 from hebm_core.energy import EnergyModel
+from hebm_mol.checks import check_bool, check_int, check_number
 from hebm_mol.space import pair_mask
 
-__all__ = ["EDPGNNEnergy"]
+__all__ = ["EDPGNNEnergy", "parameter_count", "LIMITS", "MAX_PARAMETERS"]
+
+#: largest value of each size option (beyond these EDP-GNN on molecular graphs is not a sane configuration)
+LIMITS = {"hidden": 2048, "depth": 32, "c_init": 8, "c_hid": 64, "edge_hidden": 1024}
+#: most parameters a network may have (400 MB in float32), checked before anything is allocated
+MAX_PARAMETERS = 100_000_000
+
+
+def parameter_count(n_types: int, hidden: int, depth: int, c_init: int, c_hid: int, edge_hidden: int) -> int:
+    """The number of parameters :class:`EDPGNNEnergy` with these sizes has (computed, not allocated)."""
+
+    def mlp(i: int, h: int, o: int) -> int:
+        return i * h + h + h * o + o
+
+    total = mlp(n_types + 1, hidden, hidden) + mlp(hidden + n_types + 1, hidden, 1) + mlp(c_hid + 2, edge_hidden, 1)
+    for i in range(depth):
+        c_in = c_init if i == 0 else c_hid + 1
+        total += mlp(hidden * (1 + c_in) + 1, hidden, hidden)  # node update
+        total += (hidden + 1) * 2 * edge_hidden + 2 * edge_hidden  # pq
+        total += c_in * edge_hidden + edge_hidden * c_hid + c_hid  # w, out
+    return total
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -82,12 +103,29 @@ class EDPGNNEnergy(EnergyModel):
         example: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if n_types is None:
-            if example is None:
-                raise ValueError("EDPGNNEnergy: give n_types or an example batch (X, A, mask)")
+        owner = "EDPGNNEnergy"
+        if n_types is not None:
+            n_types = check_int(owner, "n_types", n_types, 1, 118)
+        if example is not None:
+            if n_types is not None and n_types != int(example[0].shape[-1]):
+                raise ValueError(
+                    f"{owner}: n_types={n_types} but the data has {int(example[0].shape[-1])} element types; "
+                    "leave n_types out (it is read from the data)"
+                )
             n_types = int(example[0].shape[-1])
-        if depth < 1 or hidden < 1 or c_init < 1 or c_hid < 1:
-            raise ValueError("EDPGNNEnergy: hidden, depth, c_init and c_hid must be >= 1")
+        if n_types is None:
+            raise ValueError(f"{owner}: give n_types or an example batch (X, A, mask)")
+        for name, value in (("hidden", hidden), ("depth", depth), ("c_init", c_init), ("c_hid", c_hid)):
+            check_int(owner, name, value, 1, LIMITS[name])
+        check_int(owner, "edge_hidden", edge_hidden, 1, LIMITS["edge_hidden"])
+        check_bool(owner, "noise_conditional", noise_conditional)
+        max_bond = check_number(owner, "max_bond", max_bond, 0.0, 100.0, open_low=True)
+        n_params = parameter_count(n_types, hidden, depth, c_init, c_hid, edge_hidden)
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(
+                f"{owner}: hidden={hidden}, depth={depth}, c_hid={c_hid}, edge_hidden={edge_hidden} would have "
+                f"{n_params:,} parameters ({n_params * 4 / 2**30:.1f} GiB in float32); the limit is {MAX_PARAMETERS:,}"
+            )
         self.noise_conditional = noise_conditional
         self.c_init, self.max_bond = c_init, max_bond
         self.embed = _mlp(n_types + 1, hidden, hidden)

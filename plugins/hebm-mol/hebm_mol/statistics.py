@@ -17,7 +17,9 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
+from hebm_core.options import ConfigError
 from hebm_core.statistics import Statistic
+from hebm_mol.checks import check_bool, shown
 from hebm_mol.graph import QM9_SPEC, GraphSpec
 from hebm_mol.space import pair_mask
 
@@ -31,6 +33,11 @@ def valences(spec: GraphSpec, charged_n: bool = True) -> list[float]:
     out = []
     for sym in spec.atoms:
         v = float(table.GetDefaultValence(sym))
+        if v < 0:
+            raise ValueError(
+                f"valency: RDKit has no default valence for {sym} (a metal?); the valency statistic needs one "
+                "for every element of atoms"
+            )
         if sym == "N" and charged_n:
             v = 4.0
         out.append(v)
@@ -50,9 +57,17 @@ class Valency(Statistic):
     COMPONENTS = ("excess", "hydrogens", "bonds")
 
     def __init__(self, spec: GraphSpec = QM9_SPEC, charged_n: bool = True, components: Sequence[str] = ("excess",)):
-        unknown = [c for c in components if c not in self.COMPONENTS]
-        if unknown or not components:
-            raise ValueError(f"valency components must be among {list(self.COMPONENTS)}, got {list(components)}")
+        check_bool("valency", "charged_n", charged_n)
+        if isinstance(components, str):
+            components = (components,)
+        allowed = f"a non-empty list of {', '.join(map(repr, self.COMPONENTS))}"
+        if not isinstance(components, Sequence) or not components or len(components) > len(self.COMPONENTS):
+            raise ValueError(f"valency: components must be {allowed}, got {shown(components)}")
+        unknown = [c for c in components if not isinstance(c, str) or c not in self.COMPONENTS]
+        if unknown:
+            raise ValueError(f"valency: components must be {allowed}, got {shown(list(components))}")
+        if len(set(components)) != len(components):
+            raise ValueError(f"valency: components lists a component twice: {shown(list(components))}")
         self.spec = spec
         self.charged_n = charged_n
         self.component_names = tuple(components)
@@ -63,7 +78,8 @@ class Valency(Statistic):
         """Per-molecule values of every component, keyed by name."""
         x, a, mask = g
         if x.shape[-1] != self.spec.n_types:
-            raise ValueError(
+            # a configuration problem (the dataset's elements are not the statistic's): one line for the user
+            raise ConfigError(
                 f"valency: graphs have {x.shape[-1]} element types but the statistic knows {list(self.spec.atoms)}; "
                 'give it the dataset\'s elements: statistics = [{name = "valency", atoms = [...]}]'
             )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from hebm_core.data import DataBundle
+from hebm_mol.checks import (
+    check_bool,
+    check_elements,
+    check_max_atoms,
+    check_optional_count,
+    check_optional_dir,
+    check_seed,
+    shown,
+)
 from hebm_mol.datasets.base import MolGraphDataset, default_cache_dir, download_file, sha256_of
 from hebm_mol.datasets.qm9 import QM9, read_smiles_csv
 from hebm_mol.datasets.smiles import SmilesFile, nci_path
@@ -36,6 +44,20 @@ def _subset(idx: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:
     return idx[perm.sort().values]
 
 
+def _empty_split(ds: MolGraphDataset, which: str) -> ValueError:
+    n_split = int(ds.split(ds.n_rows)["train" if which == "training" else "test"].numel())
+    if ds.n_rows == 0:
+        files = ", ".join(str(p) for p in ds.raw_paths[:1])
+        return ValueError(f"{ds.name}: {files} has no data rows (no SMILES)")
+    skipped = ", ".join(f"{k}: {v:,}" for k, v in sorted(ds.skipped.items(), key=lambda kv: -kv[1])) or "none"
+    hint = "another split (test_fraction, seed)" if isinstance(ds, SmilesFile) else "a split file that fits the rows"
+    return ValueError(
+        f"{ds.name}: the {which} split has no usable molecule ({n_split:,} of its rows; {len(ds):,} of "
+        f"{ds.n_rows:,} rows were usable, skipped: {skipped}; examples: {'; '.join(ds.skipped_examples[:2]) or '-'}); "
+        f"use more rows, or {hint}"
+    )
+
+
 def to_bundle(
     ds: MolGraphDataset, max_train: int | None = None, max_test: int | None = None, seed: int = 0
 ) -> DataBundle:
@@ -43,21 +65,32 @@ def to_bundle(
 
     ``extras`` carries what the prior, metrics and writers need: the spec, the node-count
     histogram of the training graphs, and the canonical SMILES of the whole train and test splits
-    (novelty is always measured against the whole training split, as GDSS does).
+    (novelty is always measured against the whole training split, as GDSS does). A split without
+    a usable molecule is one ``ValueError`` with the skip counts; ``info["n_test_in_train"]``
+    counts test molecules whose canonical SMILES also occurs in the training split.
     """
+    max_train = check_optional_count(ds.name, "max_train", max_train)
+    max_test = check_optional_count(ds.name, "max_test", max_test)
+    seed = check_seed(ds.name, seed)
     split = ds.split_indices()
     full_train, full_test = split["train"], split["test"]
+    if full_train.numel() == 0:
+        raise _empty_split(ds, "training")
+    if full_test.numel() == 0:
+        raise _empty_split(ds, "test")
     train_idx = _subset(full_train, max_train, seed)
     test_idx = _subset(full_test, max_test, seed + 1)
-    if full_test.numel() == 0:
-        raise ValueError(f"{ds.name}: the test split is empty")
     counts = torch.bincount(ds.n_atoms[train_idx], minlength=ds.spec.max_atoms + 1).double()
+    train_smiles = [ds.smiles[i] for i in full_train.tolist()]
+    test_smiles = [ds.smiles[i] for i in test_idx.tolist()]
+    known = set(train_smiles)
     info: dict[str, Any] = {
         **ds.info(),
         "n_train": int(train_idx.numel()),
         "n_test": int(test_idx.numel()),
         "n_train_split": int(full_train.numel()),
         "n_test_split": int(full_test.numel()),
+        "n_test_in_train": sum(s in known for s in test_smiles),
         "subset_seed": seed if (max_train or max_test) else None,
         "encoding": "kekulised, implicit H, one-hot elements, bond orders 0-3, formal charges dropped "
         "(decoded as GDSS: N/O with valence +1 -> charge +1)",
@@ -65,14 +98,22 @@ def to_bundle(
     extras = {
         "spec": ds.spec,
         "node_counts": counts / counts.sum(),
-        "train_smiles": [ds.smiles[i] for i in full_train.tolist()],
-        "test_smiles": [ds.smiles[i] for i in test_idx.tolist()],
+        "train_smiles": train_smiles,
+        "test_smiles": test_smiles,
     }
     return DataBundle(ds.graphs(train_idx), ds.graphs(test_idx), GraphSpace(), info, extras)
 
 
-def _spec(atoms: Sequence[str], max_atoms: int) -> GraphSpec:
-    return GraphSpec(tuple(atoms), int(max_atoms))
+def _spec(owner: str, atoms: Sequence[str], max_atoms: int) -> GraphSpec:
+    return GraphSpec(check_elements(owner, "atoms", atoms), check_max_atoms(owner, max_atoms))
+
+
+def _common(owner: str, cache_dir: Any, **flags: Any) -> str | None:
+    """Checks shared by the factories: ``cache_dir`` (``None`` or a folder) and boolean flags."""
+    for name, value in flags.items():
+        check_bool(owner, name, value)
+    path = check_optional_dir(owner, "cache_dir", cache_dir)
+    return None if path is None else str(path)
 
 
 def qm9(
@@ -85,7 +126,13 @@ def qm9(
     seed: int = 0,
 ) -> DataBundle:
     """QM9 with the GDSS split from ``root`` (default ``$HEBM_CACHE/data/qm9``); ``download`` fetches it."""
-    path = Path(root) if root is not None else default_cache_dir() / "data" / "qm9"
+    cache_dir = _common("qm9", cache_dir, download=download)
+    check_optional_count("qm9", "max_train", max_train)
+    check_optional_count("qm9", "max_test", max_test)
+    check_seed("qm9", seed)
+    if base_url is not None and (not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))):
+        raise ValueError(f"qm9: base_url must be an http:// or https:// address, got {shown(base_url)}")
+    path = check_optional_dir("qm9", "root", root) or default_cache_dir() / "data" / "qm9"
     ds = QM9(path, cache_dir=cache_dir, download=download, base_url=base_url)
     return to_bundle(ds, max_train, max_test, seed)
 
@@ -103,9 +150,12 @@ def smiles(
     max_test: int | None = None,
 ) -> DataBundle:
     """A user's molecules from a ``.smi``/``.txt``/``.csv`` file; elements and max atoms from the config."""
+    cache_dir = _common("smiles", cache_dir, single_fragment=single_fragment)
+    check_optional_count("smiles", "max_train", max_train)
+    check_optional_count("smiles", "max_test", max_test)
     ds = SmilesFile(
         path,
-        _spec(atoms, max_atoms),
+        _spec("smiles", atoms, max_atoms),
         test_fraction=test_fraction,
         seed=seed,
         column=column,
@@ -124,9 +174,10 @@ def nci(
 ) -> DataBundle:
     """The embedded default: RDKit's NCI sample, single-fragment molecules of ≤ 9 heavy atoms C/N/O/F
     (431 of its 4,991), split at random (seeded). Ships with RDKit; nothing is downloaded."""
+    cache_dir = _common("nci", cache_dir)
     ds = SmilesFile(
         nci_path(),
-        _spec(atoms, max_atoms),
+        _spec("nci", atoms, max_atoms),
         test_fraction=test_fraction,
         seed=seed,
         single_fragment=True,

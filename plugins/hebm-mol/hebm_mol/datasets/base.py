@@ -25,12 +25,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from hebm_mol.checks import shorten
+from hebm_mol.datasets.files import MAX_GRAPH_BYTES, MAX_TEXT_BYTES, check_raw_file, human_bytes
 from hebm_mol.graph import QM9_SPEC, GraphSpec, MolConversionError, mol_to_graph, parse_smiles, to_pyg
 
 __all__ = ["MolGraphDataset", "sha256_of", "download_file", "default_cache_dir", "DownloadError"]
 
 #: bump when the processed format changes, so old caches are not read
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2
+#: the keys of a processed cache file (one that lacks any, or holds other types, is rebuilt)
+_CACHE_KEYS = ("x", "a", "n_atoms", "rows", "smiles", "n_rows", "skipped", "skipped_examples")
 
 
 class DownloadError(RuntimeError):
@@ -77,15 +81,19 @@ class MolGraphDataset:
     """Molecules from raw files as dense graphs; subclasses give the files and read the SMILES.
 
     Subclasses set ``name``, ``raw_file_names``, optionally ``urls``/``sha256`` (per raw file) for
-    :meth:`fetch`, and implement :meth:`read_smiles` and :meth:`split`. Rows that cannot be
-    encoded (unparsable, other elements, too many atoms, several fragments when
-    ``single_fragment``) are skipped and counted by reason in :attr:`skipped`, never fatal.
+    :meth:`fetch` and ``raw_limits`` (most bytes per raw file, default :data:`MAX_TEXT_BYTES`), and
+    implement :meth:`read_smiles` and :meth:`split`. Rows that cannot be encoded (unparsable, too
+    long to be a molecule of ``max_atoms``, other elements, too many atoms, several fragments when
+    ``single_fragment``) are skipped and counted by reason in :attr:`skipped`, never fatal. A raw
+    file that cannot be read as a whole (too large, binary, not UTF-8, malformed) is one
+    ``ValueError`` naming the file.
     """
 
     name = "molecules"
     raw_file_names: Sequence[str] = ()
     urls: dict[str, str] = {}
     sha256: dict[str, str] = {}
+    raw_limits: dict[str, int] = {}
 
     def __init__(
         self,
@@ -102,15 +110,32 @@ class MolGraphDataset:
         self.single_fragment = single_fragment
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / "mol"
         self.progress = progress
-        missing = [f for f in self.raw_file_names if not (self.root / f).is_file()]
+        missing = self._missing()
         if missing and download:
             self.fetch(self.root, base_url)
-            missing = [f for f in self.raw_file_names if not (self.root / f).is_file()]
+            missing = self._missing()
         if missing:
             hint = " (or set download=true)" if self.urls else ""
             raise FileNotFoundError(f"{self.name}: missing {', '.join(missing)} in {self.root}{hint}")
-        self.raw_sha256 = {f: sha256_of(self.root / f) for f in self.raw_file_names}
+        for f in self.raw_file_names:  # sizes and kinds are checked before anything is read
+            check_raw_file(self.root / f, self.raw_limits.get(f, MAX_TEXT_BYTES), f"{self.name} input file")
+        try:
+            self.raw_sha256 = {f: sha256_of(self.root / f) for f in self.raw_file_names}
+        except OSError as exc:
+            raise ValueError(f"{self.name}: cannot read {exc.filename or self.root} ({exc.strerror or exc})") from None
         self._load_or_process()
+
+    def _missing(self) -> list[str]:
+        """Raw files that do not exist at all (a folder or device of that name is refused later, by name)."""
+        out = []
+        for f in self.raw_file_names:
+            try:
+                os.stat(self.root / f)
+            except FileNotFoundError:
+                out.append(f)
+            except OSError:
+                pass  # reported with its reason by check_raw_file
+        return out
 
     # ------------------------------------------------------------------ raw files
     @property
@@ -141,6 +166,10 @@ class MolGraphDataset:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ processing and cache
+    def reader_options(self) -> dict[str, Any]:
+        """Options that change what :meth:`read_smiles` returns (part of the cache key)."""
+        return {}
+
     @property
     def cache_key(self) -> str:
         blob = json.dumps(
@@ -150,6 +179,7 @@ class MolGraphDataset:
                 "sha256": self.raw_sha256,
                 "spec": self.spec.to_dict(),
                 "single_fragment": self.single_fragment,
+                **self.reader_options(),
             },
             sort_keys=True,
         )
@@ -159,6 +189,26 @@ class MolGraphDataset:
     def processed_path(self) -> Path:
         return self.cache_dir / f"{self.name}_{self.cache_key}.pt"
 
+    def _cache_ok(self, data: Any) -> bool:
+        """Whether a loaded cache file has this dataset's layout (else it is rebuilt, not trusted)."""
+        if not isinstance(data, dict) or any(k not in data for k in _CACHE_KEYS):
+            return False
+        x, a, n, rows = data["x"], data["a"], data["n_atoms"], data["rows"]
+        if not all(isinstance(t, Tensor) for t in (x, a, n, rows)):
+            return False
+        m, f, k = self.spec.max_atoms, self.spec.n_types, n.shape[0] if n.dim() == 1 else -1
+        return (
+            x.shape == (k, m, f)
+            and a.shape == (k, m, m)
+            and rows.shape == (k,)
+            and isinstance(data["smiles"], list)
+            and len(data["smiles"]) == k
+            and isinstance(data["n_rows"], int)
+            and isinstance(data["skipped"], dict)
+            and isinstance(data["skipped_examples"], list)
+            and (k == 0 or (int(n.min()) >= 1 and int(n.max()) <= m and int(rows.max()) < data["n_rows"]))
+        )
+
     def _load_or_process(self) -> None:
         path = self.processed_path
         data = None
@@ -167,16 +217,11 @@ class MolGraphDataset:
                 data = torch.load(path, map_location="cpu", weights_only=True)
             except Exception:  # a truncated or foreign cache file is rebuilt, not trusted
                 data = None
+            if not self._cache_ok(data):
+                data = None
         if data is None:
             data = self.process()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            try:
-                torch.save(data, tmp)
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            self._write_cache(path, data)
             self.from_cache = False
         else:
             self.from_cache = True
@@ -189,36 +234,82 @@ class MolGraphDataset:
         self.skipped: dict[str, int] = dict(data["skipped"])
         self.skipped_examples: list[str] = list(data["skipped_examples"])
 
+    def _write_cache(self, path: Path, data: dict[str, Any]) -> None:
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            torch.save(data, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ValueError(
+                f"{self.name}: cannot write the processed cache in {path.parent} ({exc.strerror or exc}); "
+                "set cache_dir (or $HEBM_CACHE) to a writable folder"
+            ) from None
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+    def check_memory(self, n_rows: int) -> None:
+        """Refuse, before encoding, a dataset whose dense graphs would not fit :data:`MAX_GRAPH_BYTES`
+        (per molecule ``N² + N·F`` bytes stored, four times that for the float train/test copies)."""
+        m, f = self.spec.max_atoms, self.spec.n_types
+        need = n_rows * (m * m + m * f) * 5
+        if need > MAX_GRAPH_BYTES:
+            raise ValueError(
+                f"{self.name}: {n_rows:,} rows as dense graphs of max_atoms={m} would need about {human_bytes(need)} "
+                f"(limit {human_bytes(MAX_GRAPH_BYTES)}); lower max_atoms or use a smaller file"
+            )
+
+    def max_smiles_length(self) -> int:
+        """Longest SMILES string encoded: 100 characters per allowed atom (a bracket atom with isotope,
+        chirality, charge and ring bonds is ~40); longer cells are skipped as ``SMILES too long``
+        before RDKit parses them (its parser's cost grows with the length)."""
+        return 100 * self.spec.max_atoms + 100
+
     def process(self) -> dict[str, Any]:
         """Encode every row; count the ones that cannot be encoded by reason (first few kept as examples)."""
         from rdkit import Chem
 
         smiles = self.read_smiles()
+        self.split(len(smiles))  # a bad split file is refused before the (long) encoding
+        self.check_memory(len(smiles))
+        longest = self.max_smiles_length()
         xs, as_, ns, rows, kept = [], [], [], [], []
         skipped: Counter[str] = Counter()
         examples: list[str] = []
+
+        def skip(i: int, reason: str, what: str) -> None:
+            skipped[reason] += 1
+            if len(examples) < 10:
+                examples.append(f"row {i}: {what}")
+
         show = self.progress if self.progress is not None else len(smiles) > 20000
         for i, s in enumerate(tqdm(smiles, desc=f"processing {self.name}", disable=not show, leave=False)):
             if s is None:
-                skipped["malformed row"] += 1
-                if len(examples) < 10:
-                    examples.append(f"row {i}: malformed")
+                skip(i, "malformed row", "malformed")
+                continue
+            if len(s) > longest:
+                skip(i, "SMILES too long", f"{len(s):,} characters > {longest:,} for max_atoms={self.spec.max_atoms}")
                 continue
             try:
                 if self.single_fragment and "." in s:
                     raise MolConversionError("several fragments", "several fragments")
                 mol = parse_smiles(s)
                 x, a, n = mol_to_graph(mol, self.spec)
+                canonical = Chem.MolToSmiles(mol)
             except MolConversionError as exc:
-                skipped[exc.reason] += 1
-                if len(examples) < 10:
-                    examples.append(f"row {i}: {s!r}: {exc}")
+                skip(i, exc.reason, f"{shorten(s)!r}: {shorten(' '.join(str(exc).split()), 120)}")
+                continue
+            except Exception as exc:  # RDKit raises several types on odd input; one row must not end the run
+                skip(i, "RDKit error", f"{shorten(s)!r}: {type(exc).__name__}")
                 continue
             xs.append(x.to(torch.uint8))
             as_.append(a.to(torch.uint8))
             ns.append(n)
             rows.append(i)
-            kept.append(Chem.MolToSmiles(mol))
+            kept.append(canonical)
         m, f = self.spec.max_atoms, self.spec.n_types
         return {
             "x": torch.stack(xs) if xs else torch.zeros(0, m, f, dtype=torch.uint8),

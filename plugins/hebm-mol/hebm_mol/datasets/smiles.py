@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from hebm_mol.checks import check_fraction, check_path, check_seed, shown
 from hebm_mol.datasets.base import MolGraphDataset
+from hebm_mol.datasets.files import MAX_ROWS, MAX_TEXT_BYTES, check_raw_file, iter_lines, read_text
 from hebm_mol.datasets.qm9 import read_smiles_csv
 from hebm_mol.graph import GraphSpec
 
@@ -22,11 +25,13 @@ def nci_path() -> Path:
 
 
 class SmilesFile(MolGraphDataset):
-    """Molecules from one file: ``.csv`` (a ``smiles`` column) or ``.smi``/``.txt`` (SMILES first on
-    each line, an optional name after whitespace; ``#`` comments and blank lines ignored).
+    """Molecules from one file: ``.csv``/``.tsv`` (a ``smiles`` column) or ``.smi``/``.txt``/anything
+    else (SMILES first on each line, an optional name after whitespace; ``#`` comments and blank
+    lines ignored). The file is read defensively (see :mod:`hebm_mol.datasets.files`).
 
     Elements and the maximum atom count come from ``spec``; molecules outside it are skipped and
-    counted. The test split is a seeded random ``test_fraction`` of the rows.
+    counted. The test split is a seeded random ``test_fraction`` of the rows (at least one row when
+    ``test_fraction > 0`` and the file has two or more rows; at least one row always trains).
     """
 
     name = "smiles"
@@ -40,28 +45,39 @@ class SmilesFile(MolGraphDataset):
         column: str = "smiles",
         **kw,
     ) -> None:
-        path = Path(path).expanduser()
-        if not 0.0 <= test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        path = check_path("smiles", "path", path)
+        test_fraction = check_fraction("smiles", "test_fraction", test_fraction)
+        seed = check_seed("smiles", seed)
+        if not isinstance(column, str) or not column.strip():
+            raise ValueError(f"smiles: column must be a non-empty column name, got {shown(column)}")
+        check_raw_file(path, MAX_TEXT_BYTES, "SMILES file")
         self.raw_file_names = (path.name,)
         self.name = f"smiles-{path.stem}"
         self.test_fraction, self.seed, self.column = test_fraction, seed, column
         super().__init__(path.parent, spec, **kw)
 
+    def reader_options(self) -> dict[str, Any]:
+        csv_like = self.raw_file_names[0].lower().endswith((".csv", ".tsv"))
+        return {"column": self.column.strip().lower()} if csv_like else {}
+
     def read_smiles(self) -> list[str | None]:
         path = self.raw_paths[0]
-        if path.suffix.lower() == ".csv":
-            return read_smiles_csv(path, self.column)
+        text = read_text(path, what="SMILES file")
+        if path.suffix.lower() in (".csv", ".tsv"):
+            return read_smiles_csv(path, self.column, max_rows=MAX_ROWS, text=text)
         out: list[str | None] = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                text = line.strip()
-                if not text or text.startswith("#"):
-                    continue
-                out.append(text.split()[0])
+        for line in iter_lines(text):
+            text_ = line.strip()
+            if not text_ or text_.startswith("#"):
+                continue
+            if len(out) >= MAX_ROWS:
+                raise ValueError(f"{path}: more than {MAX_ROWS:,} rows; split the file")
+            out.append(text_.split()[0])
         return out
 
     def split(self, n_rows: int) -> dict[str, Tensor]:
         perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.seed))
         n_test = int(round(self.test_fraction * n_rows))
+        if self.test_fraction > 0 and n_rows >= 2:
+            n_test = min(max(n_test, 1), n_rows - 1)
         return {"train": perm[n_test:].sort().values, "test": perm[:n_test].sort().values}
