@@ -15,6 +15,7 @@ from hebm_core.data import DataBundle
 from hebm_core.metrics import Metric
 from hebm_core.registry import Plugin
 from hebm_core.statistics import Statistic
+from hebm_mol.bank import BANK
 from hebm_mol.checks import check_bool, check_elements, check_optional_dir
 from hebm_mol.datasets import DATASETS
 from hebm_mol.graph import QM9_SPEC, GraphSpec, quantize
@@ -106,7 +107,7 @@ plugin = Plugin(
     description="Molecular graphs (QM9, SMILES files, RDKit NCI sample): EDP-GNN energy, valency statistic",
     datasets=dict(DATASETS),
     models={"edp_gnn": EDPGNNEnergy},
-    statistics={"valency": valency},
+    statistics={"valency": valency, **BANK},
     metrics={"molecules": molecules},
     prior=prior,
     finalize=finalize,
