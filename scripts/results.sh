@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every JSON behind a figure quoted in README.md and the plugins' RESULTS.md, one
 # command each, into docs/results/ and plugins/<name>/results/ (runs themselves go to runs/results/).
-# QM9 runs only when HEBM_QM9_ROOT names a folder with qm9.csv and valid_idx_qm9.json (or set
-# HEBM_QM9_ROOT=download to fetch them, sha256-checked, into data/qm9).
+# QM9 runs only when HEBM_QM9_ROOT names a folder with qm9.csv and valid_idx_qm9.json.
 # Run it on an otherwise idle machine: the reports record wall times.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +15,8 @@ cp "$R/toy_demo/report.json" docs/results/toy_demo.json
 
 $H compare --out "$R/toy_rings"
 cp "$R/toy_rings/compare.json" docs/results/toy_compare.json
+$H compare --set hybrid.calibrate_rounds=0 --out "$R/toy_rings_sm"   # score matching alone fits η
+cp "$R/toy_rings_sm/compare.json" docs/results/toy_compare_sm.json
 
 .venv/bin/python benchmarks/sampler_overhead.py --out docs/results/sampler_overhead.json
 
@@ -25,9 +26,7 @@ cp "$R/mol_nci/compare.json" plugins/hebm-mol/results/nci_compare.json
 $H compare --plugin pointcloud --out "$R/pc_primitives"
 cp "$R/pc_primitives/compare.json" plugins/hebm-pointcloud/results/primitives_compare.json
 
-if [ -n "${HEBM_QM9_ROOT:-}" ]; then
-    root=$([ "$HEBM_QM9_ROOT" = download ] && echo data/qm9 || echo "$HEBM_QM9_ROOT")
-    $H compare --config plugins/hebm-mol/configs/qm9_cpu.toml --set "data.root=\"$root\"" --out "$R/qm9_cpu"
-    cp "$R/qm9_cpu/compare.json" plugins/hebm-mol/results/qm9_cpu_compare.json
+if [ -n "${HEBM_QM9_ROOT:-}" ]; then  # vanilla, valency and the selected bank on one QM9 network
+    HEBM=$H bash plugins/hebm-mol/benchmarks/qm9_bank.sh "$HEBM_QM9_ROOT" "$R/qm9_bank"
 fi
 echo "results: docs/results/ plugins/hebm-mol/results/ plugins/hebm-pointcloud/results/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ class MoleculeMetrics(Metric):
             fcd=self.fcd,
             cache_dir=self.cache_dir,
         )
+        valid, connected = out.get("validity", 0.0), out.get("validity_connected", 0.0)
+        if valid > 0 and connected < 0.5 * valid:
+            warnings.warn(
+                f"{100 * (1 - connected / valid):.0f} % of the valid molecules are fragmented (validity "
+                f"{100 * valid:.1f} %, valid and connected {100 * connected:.1f} %): validity alone overstates them",
+                stacklevel=2,
+            )
         # NaN marks a metric without enough molecules to be defined (see PROTOCOL): reports leave it out
         return {k: v for k, v in out.items() if math.isfinite(v)}
 

@@ -88,3 +88,20 @@ def test_an_external_package_adds_a_statistic_to_mol_and_trains_with_it(tmp_path
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert set(json.loads((out / "report.json").read_text())["eta"]) == {"bond_mass"}
+
+
+def test_reports_warn_when_most_valid_molecules_are_fragmented():
+    """Validity counts a salad of fragments as valid: the metric says so next to valid-and-connected."""
+    from hebm_core import runs
+    from hebm_core.config import resolve_config
+
+    exp = runs.build(resolve_config(overrides={"plugin": "mol", "statistics": [], "train": {"device": "cpu"}}))
+    graphs = [smiles_to_graph(s, QM9_SPEC) for s in ["C.C.O", "CC.N", "C.C", "CCO"]]
+    x = torch.stack([g[0] for g in graphs]).float()
+    a = torch.stack([g[1] for g in graphs]).float()
+    mask = torch.stack([torch.arange(x.shape[1]) < g[2] for g in graphs])
+    metric = runs.build_metrics(exp)[1]
+    metric.update((x, a, mask))
+    with pytest.warns(UserWarning, match="75 % of the valid molecules are fragmented"):
+        out = metric.compute()
+    assert out["validity"] == 1.0 and out["validity_connected"] == 0.25
