@@ -37,6 +37,7 @@ def print_report(rep: dict[str, Any]) -> None:
             f"sampled {sm['n_samples']} with {sm['sampler']} in {fmt(sm['wall_time_s'])} s "
             f"({fmt(sm['samples_per_s'])}/s)"
         )
+        _print_diagnostics(sm.get("diagnostics") or {})
     if rep.get("delta_t"):
         say("delta_t: " + ", ".join(f"{k}={fmt(v)}" for k, v in rep["delta_t"].items()))
     other = {k: v for k, v in (rep.get("metrics") or {}).items() if "/" not in k}
@@ -44,15 +45,36 @@ def print_report(rep: dict[str, Any]) -> None:
         say("metrics: " + ", ".join(f"{k}={fmt(v)}" for k, v in other.items()))
     ll = rep.get("log_likelihood")
     if ll:
-        ais = ll["ais"]
-        say(
-            f"nll:     {fmt(ll['nll_nats'])} nats = {fmt(ll['bits_per_dim'])} bits/dim (log Z "
-            f"{fmt(ais['log_z'])} ± {fmt(ais['log_z_stderr'])} by AIS, ESS {fmt(ais['ess'])}/{ais['n_chains']})"
-        )
+        _print_nll(ll)
     for note in rep.get("notes", []):
         say(f"note: {note}")
     for f in rep.get("files", []):
         say(f"wrote {f}")
+
+
+def _print_diagnostics(dg: dict[str, Any]) -> None:
+    parts = [f"acceptance={fmt(dg['acceptance'])}"] if dg.get("acceptance") is not None else []
+    tr = dg.get("trace")
+    if isinstance(tr, dict) and tr.get("max_rhat") is not None:
+        parts.append(f"max R-hat={fmt(tr['max_rhat'])}, min bulk ESS={fmt(tr['min_ess_bulk'])}")
+    if dg.get("ksd") is not None:
+        parts.append(f"KSD={fmt(dg['ksd'])}")
+    if parts:
+        say("chains:  " + ", ".join(parts))
+
+
+def _print_nll(ll: dict[str, Any]) -> None:
+    ais = ll["ais"]
+    say(
+        f"nll:     {fmt(ll['nll_nats'])} nats = {fmt(ll['bits_per_dim'])} bits/dim (log Z "
+        f"{fmt(ais['log_z'])} ± {fmt(ais['log_z_stderr'])} by forward AIS, ESS {fmt(ais['ess'])}/{ais['n_chains']})"
+    )
+    if ll.get("nll_upper") is not None:
+        valid = "a valid bound" if ll.get("upper_bound_valid") else "NOT a valid bound"
+        bpd = fmt(ll["bits_per_dim_upper"])
+        say(f"         upper {fmt(ll['nll_upper'])} nats = {bpd} bits/dim by reverse AIS ({valid})")
+    if ll.get("warning"):
+        say(f"warning: {ll['warning']}")
 
 
 def print_compare(res: dict[str, Any], prefix: str = "") -> None:

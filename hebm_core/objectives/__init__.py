@@ -7,6 +7,7 @@ from hebm_core.objectives.contrastive import (
     NoiseContrastiveEstimation,
     PersistentContrastiveDivergence,
 )
+from hebm_core.objectives.recovery import RecoveryLikelihood
 from hebm_core.objectives.score_matching import DenoisingScoreMatching, ExactScoreMatching, SlicedScoreMatching
 
 #: objectives by the name used in configs and on the command line
@@ -17,6 +18,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "cd": ContrastiveDivergence,
     "pcd": PersistentContrastiveDivergence,
     "nce": NoiseContrastiveEstimation,
+    "recovery": RecoveryLikelihood,
 }
 
 __all__ = [
@@ -29,5 +31,6 @@ __all__ = [
     "Objective",
     "ObjectiveOutput",
     "PersistentContrastiveDivergence",
+    "RecoveryLikelihood",
     "SlicedScoreMatching",
 ]

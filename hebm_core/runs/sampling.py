@@ -11,6 +11,7 @@ import torch
 
 from hebm_core import tree
 from hebm_core.config import ConfigError, SamplerConfig
+from hebm_core.diagnostics import diagnose, ksd
 from hebm_core.energy import EnergyModel
 from hebm_core.registry import lookup
 from hebm_core.runs.build import Experiment, accepts, call_factory
@@ -18,7 +19,10 @@ from hebm_core.samplers import Sampler
 from hebm_core.training import seed_everything
 from hebm_core.tree import Sample
 
-__all__ = ["SamplingPlan", "RunawayError", "start_points", "data_bounds"]
+__all__ = ["SamplingPlan", "RunawayError", "start_points", "data_bounds", "KSD_SAMPLES"]
+
+#: at most this many samples enter the report's kernel Stein discrepancy (its cost is quadratic)
+KSD_SAMPLES = 1000
 
 
 class RunawayError(RuntimeError):
@@ -102,6 +106,8 @@ class SamplingPlan:
                 )
             options["sigmas"] = train_sigmas.tolist()
         sampler = call_factory("sampler", config.name, cls_, internal=("space",), space=exp.bundle.space, **options)
+        if getattr(sampler, "trace_every", 0) and getattr(sampler, "trace_stat", None) is None:
+            sampler.trace_stat = _stacked(exp.eval_statistics)  # R-hat and ESS per statistic of the run
         own = getattr(sampler, "sigmas", None)
         run_sigma: float | None = None
         if own is None and getattr(exp.model, "noise_conditional", False):
@@ -138,14 +144,16 @@ class SamplingPlan:
             x0 = tree.to_device(start_points(exp, min(batch, count - start), self.init_sigma), device)
             chunks.append(tree.to_device(self.sampler.run(model, x0, self.sigma), "cpu"))
             ran_off += _ran_off(chunks[-1], self.bounds)
+        raw = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
         if ran_off and self.config.strict:
             raise RunawayError(f"{self.name}: {ran_off} of {count} chains {self._ran_off_rule()} ([sampler] strict)")
-        samples = chunks[0] if len(chunks) == 1 else tree.cat(chunks)
+        samples = raw
         if exp.plugin.finalize is not None:
             samples = exp.plugin.finalize(samples, exp.bundle)
         _sync(device)
         wall = time.perf_counter() - t0
         info = self._info(count, batch, wall, device)
+        info["diagnostics"] = self.diagnostics(model, raw, device)
         if self.bounds is not None:
             info["ran_off"] = ran_off
             if ran_off:
@@ -153,6 +161,38 @@ class SamplingPlan:
                     f"{ran_off} of {count} chains {self._ran_off_rule()}; [sampler] strict = true makes this an error"
                 )
         return samples, info
+
+    def diagnostics(self, model: EnergyModel, raw: Sample, device: torch.device) -> dict[str, Any]:
+        """Chain diagnostics for the report: the sampler's acceptance, its recorded trace's split
+        R-hat / bulk ESS per statistic and energy (``[sampler] trace_every`` > 0 on a sampler that
+        records one; the last batch), and the kernel Stein discrepancy of up to :data:`KSD_SAMPLES`
+        raw samples against the model's score at the final noise level (tensor samples only)."""
+        out: dict[str, Any] = {}
+        stats = getattr(self.sampler, "last_stats", {}) or {}
+        if "acceptance" in stats:
+            out["acceptance"] = stats["acceptance"]
+        trace = getattr(self.sampler, "last_trace", None)
+        if trace is not None:
+            out["trace"] = diagnose(trace)
+        else:
+            out["trace"] = (
+                "not recorded: set [sampler] trace_every > 0 on a sampler that records traces (mala, hmc, ...)"
+            )
+        if isinstance(raw, torch.Tensor) and raw.dim() >= 2 and raw.shape[0] >= 2:
+            x = raw[:KSD_SAMPLES].to(device)
+            own = getattr(self.sampler, "sigmas", None)
+            sig = self.sigma if own is None else float(min(own))
+            sig = sig if getattr(model, "noise_conditional", False) else None
+            out["ksd"] = ksd(x, model, sigma=sig)
+            out["ksd_note"] = (
+                f"IMQ kernel Stein discrepancy of {x.shape[0]} samples against the model's score"
+                + (f" at sigma={sig:.4g}" if sig is not None else "")
+                + ": ~n^-1/2 for exact samples of the model, larger when the chains have not converged"
+            )
+        else:
+            out["ksd"] = None
+            out["ksd_note"] = "not computed: structured samples have no single Euclidean score"
+        return out
 
     def _ran_off_rule(self) -> str:
         factor = self.config.runaway_factor
@@ -174,6 +214,18 @@ class SamplingPlan:
             "device": str(device),
             "stats": dict(getattr(self.sampler, "last_stats", {}) or {}),
         }
+
+
+def _stacked(statistics: list) -> Any:
+    """The run's statistics as one ``x -> [B, k]`` map (``None`` when it has none)."""
+    if not statistics:
+        return None
+
+    def stat(x: Sample) -> torch.Tensor:
+        vals = [s(x) for s in statistics]
+        return torch.cat([v.reshape(v.shape[0], -1) for v in vals], 1)
+
+    return stat
 
 
 def _sync(device: torch.device) -> None:

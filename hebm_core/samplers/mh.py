@@ -120,19 +120,13 @@ class MetropolisSampler(Sampler):
         eps = self.step_size
         acc_sum, acc_n = 0.0, 0
         total = self.adapt_steps + self.n_steps
+        rec = self.tracer(self.adapt_steps)
         with self.progress_bar(total, type(self).__name__) as bar:
             for t in range(1, total + 1):
                 state, acc = self.transition(energy, state, sig, eps)
-                # while adapting, non-finite proposals are rejections that shrink the step; later they mean divergence
-                if t > self.adapt_steps and state.stats["nonfinite"] > 0.5:
-                    raise SamplerDivergenceError(
-                        type(self).__name__,
-                        t,
-                        eps,
-                        int(state.stats["nonfinite"] * acc.numel()),
-                        acc.numel(),
-                        None if sigma is None else float(sig[0]),
-                    )
+                self.check_transition(t, state, acc.numel(), eps, sig)
+                if rec is not None:
+                    rec.record(t, state.x, state.energy, acc)
                 a = float(acc.mean())
                 if adapter is not None and t <= self.adapt_steps:
                     eps = adapter.update(a)
@@ -142,8 +136,19 @@ class MetropolisSampler(Sampler):
                     acc_sum, acc_n = acc_sum + a, acc_n + 1
                 bar.update()
         self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps}
+        self.finish_trace(rec)
         self._judge_acceptance(acc_n, eps)
         return state.x
+
+    def check_transition(self, t: int, state: ChainState, n: int, eps: float, sig: Tensor | None) -> None:
+        """Raise :class:`SamplerDivergenceError` when most proposals of step ``t`` were not finite.
+
+        While adapting, non-finite proposals are rejections that shrink the step; after warm-up they
+        mean divergence.
+        """
+        if t > self.adapt_steps and state.stats.get("nonfinite", 0.0) > 0.5:
+            sigma = None if sig is None else float(sig[0])
+            raise SamplerDivergenceError(type(self).__name__, t, eps, int(state.stats["nonfinite"] * n), n, sigma)
 
     def _judge_acceptance(self, steps: int, eps: float) -> None:
         rate = self.last_stats["acceptance"]

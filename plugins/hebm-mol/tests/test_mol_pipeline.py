@@ -42,7 +42,13 @@ def test_plugin_is_registered_through_its_entry_point():
     reg = PluginRegistry()
     assert "mol" in reg.plugins and "mol" not in reg.failures
     summary = reg.get("mol").summary()
-    assert {"qm9", "smiles", "nci"} <= set(summary["datasets"]) and summary["statistics"] == ["valency"]
+    assert {"qm9", "smiles", "nci"} <= set(summary["datasets"]) and summary["statistics"] == [
+        "bond_orders",
+        "charge",
+        "elements",
+        "rings",
+        "valency",
+    ]
 
 
 def test_run_reports_gdss_metrics_eta_and_timing(run_dir):
