@@ -110,7 +110,7 @@ def summarise_jitter(paths: list[Path]) -> dict[str, Any]:
     return {sigma: {"runs": sorted(runs), "summary": summarise(runs)} for sigma, runs in per_level.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="a `hebm compare` output folder")
     p.add_argument(
@@ -139,6 +139,90 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="noise levels σ at which to score the vanilla samples with added N(0, σ²) noise",
     )
+    return p
+
+
+def _nearest(
+    samples: dict[str, torch.Tensor], ref: torch.Tensor, d_rr: torch.Tensor, ref_labels: list[str] | None, report: dict
+) -> None:
+    """Per side: Chamfer nearest-neighbour distances, the 1-NNA sides and (with labels) the class shares."""
+    for side, s in samples.items():
+        d_gr, d_gg = chamfer_matrix(s, ref), chamfer_matrix(s, s)
+        report["chamfer_nearest"][side] = {
+            "sample_to_test": nearest(d_gr),
+            "test_to_sample": nearest(d_gr.T),
+            "sample_to_sample": nearest(d_gg, True),
+        }
+        gen, test = one_nna_sides(d_gg, d_gr, d_rr)
+        report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
+        if ref_labels:
+            cls = nearest_classes(d_gr, ref_labels)
+            caught = one_nna_hits(d_gg, d_gr, d_rr)[: len(s)]  # a sample whose nearest cloud is a sample
+            report["classes"][side] = {
+                c: {
+                    "samples_pct": 100 * g_share,
+                    "test_pct": 100 * r_share,
+                    "nearest_is_sample_pct": 100 * float(caught[[k == c for k in cls]].float().mean())
+                    if c in cls
+                    else None,
+                }
+                for c, (g_share, r_share) in class_shares(d_gr, ref_labels).items()
+            }
+
+
+def _statistics(
+    exp, train: torch.Tensor, ref: torch.Tensor, samples: dict[str, torch.Tensor], compare: dict, extra: list
+) -> dict:
+    """Per statistic: train/test/model means and spreads, ΔT against each split and the hybrid's reduction."""
+    out = {}
+    for stat in exp.eval_statistics + extra:
+        with torch.no_grad():
+            t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
+            t_test = stat(ref).double()
+            t_all = {side: stat(x).double() for side, x in samples.items()}
+            t_model = {side: t.mean(0) for side, t in t_all.items()}
+        gap = (t_test.mean(0) - t_train.mean(0)).abs()
+        dv = compare["metrics"].get(f"delta_t/{stat.name}", {}).get("vanilla")
+        # ΔT against each split, and the hybrid's reduction on each (mean over components)
+        delta = {
+            split: {side: float((m - ref_t.mean(0)).abs().mean()) for side, m in t_model.items()}
+            for split, ref_t in (("test", t_test), ("train", t_train))
+        }
+        out[stat.name] = {
+            "train_mean": t_train.mean(0).tolist(),
+            "test_mean": t_test.mean(0).tolist(),
+            "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
+            "model_mean": {side: m.tolist() for side, m in t_model.items()},
+            # spread over clouds: a strong tilt can pull every sample to the same T (they grow alike)
+            "sd": {"test": t_test.std(0).tolist(), **{side: t.std(0).tolist() for side, t in t_all.items()}},
+            "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
+            "delta_t": delta,
+            "delta_t_reduction_pct": {
+                split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None for split, d in delta.items()
+            },
+        }
+    return out
+
+
+def _smoothing_control(exp, samples: dict[str, torch.Tensor], compare: dict, rescore: bool) -> dict:
+    """The vanilla samples smoothed to the hybrid's Laplacian, scored beside the hybrid's metrics
+    (scored again when ``rescore``: samples other than the run's own; slow: EMD)."""
+    with torch.no_grad():
+        target = float(laplacian(samples["hybrid"]).mean())
+        lam, smoothed = smoothing_control(samples["vanilla"], target)
+    scored = {k: v for k, v in evaluate(smoothed, exp).items() if not k.endswith("_s")}
+    hybrid = evaluate(samples["hybrid"], exp) if rescore else {k: v["hybrid"] for k, v in compare["metrics"].items()}
+    return {
+        "lambda": lam,
+        "laplacian_target": target,
+        "metrics": scored,
+        "hybrid": {k: hybrid[k] for k in scored if k in hybrid},
+        "vanilla": {k: compare["metrics"][k]["vanilla"] for k in scored if k in compare["metrics"]},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     if args.summarise:
         merged = {**environment(), "command": " ".join(sys.argv), "jitter": summarise_jitter(args.summarise)}
@@ -167,77 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     ref_labels = reference_labels(exp.bundle)
     if ref_labels:
         report["classes"] = {}
-    for side, s in samples.items():
-        d_gr, d_gg = chamfer_matrix(s, ref), chamfer_matrix(s, s)
-        report["chamfer_nearest"][side] = {
-            "sample_to_test": nearest(d_gr),
-            "test_to_sample": nearest(d_gr.T),
-            "sample_to_sample": nearest(d_gg, True),
-        }
-        gen, test = one_nna_sides(d_gg, d_gr, d_rr)
-        report["one_nna_cd_sides"][side] = {"samples_pct": 100 * gen, "test_pct": 100 * test}
-        if ref_labels:
-            cls = nearest_classes(d_gr, ref_labels)
-            caught = one_nna_hits(d_gg, d_gr, d_rr)[: len(s)]  # a sample whose nearest cloud is a sample
-            report["classes"][side] = {
-                c: {
-                    "samples_pct": 100 * g_share,
-                    "test_pct": 100 * r_share,
-                    "nearest_is_sample_pct": 100 * float(caught[[k == c for k in cls]].float().mean())
-                    if c in cls
-                    else None,
-                }
-                for c, (g_share, r_share) in class_shares(d_gr, ref_labels).items()
-            }
+    _nearest(samples, ref, d_rr, ref_labels, report)
     compare = json.loads((run / "compare.json").read_text())
     extra = [
         t
         for t in (statistic(item, exp.plugin) for item in json.loads(args.statistics))
         if t.name not in {s.name for s in exp.eval_statistics}
     ]
-    for stat in exp.eval_statistics + extra:
-        with torch.no_grad():
-            t_train = torch.cat([stat(train[i : i + 64]) for i in range(0, len(train), 64)]).double()
-            t_test = stat(ref).double()
-            t_all = {side: stat(x).double() for side, x in samples.items()}
-            t_model = {side: t.mean(0) for side, t in t_all.items()}
-        gap = (t_test.mean(0) - t_train.mean(0)).abs()
-        dv = compare["metrics"].get(f"delta_t/{stat.name}", {}).get("vanilla")
-        # ΔT against each split, and the hybrid's reduction on each (mean over components)
-        delta = {
-            split: {side: float((m - ref_t.mean(0)).abs().mean()) for side, m in t_model.items()}
-            for split, ref_t in (("test", t_test), ("train", t_train))
-        }
-        report["statistics"][stat.name] = {
-            "train_mean": t_train.mean(0).tolist(),
-            "test_mean": t_test.mean(0).tolist(),
-            "test_mean_se": (t_test.std(0) / len(t_test) ** 0.5).tolist(),
-            "model_mean": {side: m.tolist() for side, m in t_model.items()},
-            # spread over clouds: a strong tilt can pull every sample to the same T (they grow alike)
-            "sd": {"test": t_test.std(0).tolist(), **{side: t.std(0).tolist() for side, t in t_all.items()}},
-            "train_test_gap_pct_of_vanilla_delta_t": (100 * gap / dv).tolist() if dv else None,
-            "delta_t": delta,
-            "delta_t_reduction_pct": {
-                split: 100 * (1 - d["hybrid"] / d["vanilla"]) if d["vanilla"] else None for split, d in delta.items()
-            },
-        }
+    report["statistics"] = _statistics(exp, train, ref, samples, compare, extra)
     if args.control:
-        with torch.no_grad():
-            target = float(laplacian(samples["hybrid"]).mean())
-            lam, smoothed = smoothing_control(samples["vanilla"], target)
-        scored = {k: v for k, v in evaluate(smoothed, exp).items() if not k.endswith("_s")}
-        hybrid = (
-            evaluate(samples["hybrid"], exp)
-            if args.samples
-            else {k: v["hybrid"] for k, v in compare["metrics"].items()}
-        )
-        report["smoothing_control"] = {
-            "lambda": lam,
-            "laplacian_target": target,
-            "metrics": scored,
-            "hybrid": {k: hybrid[k] for k in scored if k in hybrid},
-            "vanilla": {k: compare["metrics"][k]["vanilla"] for k in scored if k in compare["metrics"]},
-        }
+        report["smoothing_control"] = _smoothing_control(exp, samples, compare, bool(args.samples))
     if args.jitter:
         report["jitter"] = {}
         g = torch.Generator().manual_seed(0)

@@ -121,6 +121,37 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.devi
     return row
 
 
+def _measure_geometry(x: Tensor, repeats: int, device: torch.device) -> dict[str, dict]:
+    """The kNN graph, the metrics' Chamfer matrix and exact EMD on the clouds ``x``, plugin against plain."""
+    b = len(x)
+    out: dict[str, dict] = {}
+    # the kNN graph alone; the same clouds far from the origin show what centring keeps
+    ref = plain_knn(x, 8).sort(-1).values
+    far = x + torch.tensor([1000.0, -1000.0, 500.0], device=device)
+
+    def same(idx: Tensor) -> float:
+        return (idx.sort(-1).values == ref).float().mean().item()
+
+    out["knn_k8"] = timed({"plugin": lambda: knn_indices(x, 8), "plain": lambda: plain_knn(x, 8)}, repeats, device) | {
+        "same_neighbour_fraction": same(knn_indices(x, 8)),
+        "far_from_origin_same_fraction_plugin": same(knn_indices(far, 8)),
+        "far_from_origin_same_fraction_plain": same(plain_knn(far, 8)),
+    }
+    # the metrics' Chamfer matrix: 32 x 64 clouds of this case's size (PointFlow's MMD/COV/1-NNA)
+    a, c = x[:32].contiguous(), x[: min(64, b)].flip(1).contiguous()
+    diff = (chamfer_matrix(a, c) - plain_chamfer_matrix(a, c)).abs().max().item()
+    fns = {"plugin": lambda: chamfer_matrix(a, c), "plain": lambda: plain_chamfer_matrix(a, c)}
+    out["chamfer_matrix_32x64"] = timed(fns, 2, device) | {"max_abs_value_diff": diff}
+    # exact EMD (POT) on 12 x 12 clouds of this case's size: torch's thread count against one thread
+    e1, e2 = x[:12].cpu(), x[12:24].cpu()
+    fns = {"plugin": lambda: emd_matrix(e1, e2), "plain": lambda: emd_matrix(e1, e2, workers=1)}
+    out["emd_matrix_12x12"] = timed(fns, 2, torch.device("cpu")) | {
+        "threads": torch.get_num_threads(),
+        "identical": bool(torch.equal(emd_matrix(e1, e2), emd_matrix(e1, e2, workers=1))),
+    }
+    return out
+
+
 def measure(case: str, device: torch.device, repeats: int) -> dict:
     b, n, hidden, depth = CASES[case]
     g = torch.Generator().manual_seed(0)
@@ -168,30 +199,7 @@ def measure(case: str, device: torch.device, repeats: int) -> dict:
         "cost_ratio": row["median_at_denoised_x_s"] / row["median_at_x_s"],
         "max_rel_score_diff": (s_hat - s_x).abs().max().item() / (s_x.abs().max().item() or 1.0),
     }
-    # the kNN graph alone; the same clouds far from the origin show what centring keeps
-    ref = plain_knn(x, 8).sort(-1).values
-    far = x + torch.tensor([1000.0, -1000.0, 500.0], device=device)
-
-    def same(idx: Tensor) -> float:
-        return (idx.sort(-1).values == ref).float().mean().item()
-
-    out["knn_k8"] = timed({"plugin": lambda: knn_indices(x, 8), "plain": lambda: plain_knn(x, 8)}, repeats, device) | {
-        "same_neighbour_fraction": same(knn_indices(x, 8)),
-        "far_from_origin_same_fraction_plugin": same(knn_indices(far, 8)),
-        "far_from_origin_same_fraction_plain": same(plain_knn(far, 8)),
-    }
-    # the metrics' Chamfer matrix: 32 x 64 clouds of this case's size (PointFlow's MMD/COV/1-NNA)
-    a, c = x[:32].contiguous(), x[: min(64, b)].flip(1).contiguous()
-    diff = (chamfer_matrix(a, c) - plain_chamfer_matrix(a, c)).abs().max().item()
-    fns = {"plugin": lambda: chamfer_matrix(a, c), "plain": lambda: plain_chamfer_matrix(a, c)}
-    out["chamfer_matrix_32x64"] = timed(fns, 2, device) | {"max_abs_value_diff": diff}
-    # exact EMD (POT) on 12 x 12 clouds of this case's size: torch's thread count against one thread
-    e1, e2 = x[:12].cpu(), x[12:24].cpu()
-    fns = {"plugin": lambda: emd_matrix(e1, e2), "plain": lambda: emd_matrix(e1, e2, workers=1)}
-    out["emd_matrix_12x12"] = timed(fns, 2, torch.device("cpu")) | {
-        "threads": torch.get_num_threads(),
-        "identical": bool(torch.equal(emd_matrix(e1, e2), emd_matrix(e1, e2, workers=1))),
-    }
+    out |= _measure_geometry(x, repeats, device)
     return {"clouds": b, "points": n, "hidden": hidden, "depth": depth, "parts": out}
 
 

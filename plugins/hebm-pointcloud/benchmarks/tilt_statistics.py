@@ -127,7 +127,7 @@ def vanilla_metrics(run: Path, evaluated: list[Any]) -> dict[str, float]:
     return runs.evaluate(torch.load(run / "vanilla" / "samples.pt", weights_only=True), runs.build(spec))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="`hebm compare` folders (one per seed)")
     p.add_argument(
@@ -154,6 +154,31 @@ def main(argv: list[str] | None = None) -> int:
         help='JSON table over the runs\' [hybrid] options, e.g. \'{"calibrate_method": "joint"}\' '
         "(the tilts' names gain @key=value)",
     )
+    return p
+
+
+def _tilt_run(
+    run: Path, stats: list, name: str, evaluated: list, hybrid: dict, reuse: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics, info)`` of one run tilted by ``stats``: tilted now (its samples and info saved under
+    ``<run>/tilts/<name>``), or with ``reuse`` the saved samples scored again."""
+    saved = run / "tilts" / f"{name}.pt"
+    if reuse and saved.exists() and saved.with_suffix(".json").exists():
+        print(f"{run}: tilt by {name} (reused)", file=sys.stderr, flush=True)
+        samples = torch.load(saved, weights_only=True)
+        metrics = runs.evaluate(samples, runs.build(_spec(run, stats, evaluated, hybrid)[0]))
+        info = json.loads(saved.with_suffix(".json").read_text())
+    else:
+        print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
+        metrics, info, samples = tilt(run, stats, evaluated, hybrid)
+        saved.parent.mkdir(exist_ok=True)
+        torch.save(samples, saved)
+        runs.write_json(saved.with_suffix(".json"), info)
+    return metrics, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     tries = [parse_try(t) for t in args.tries]
     hybrid = json.loads(args.hybrid)
@@ -175,18 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         name = label(stats) + "".join(f"@{k}={v}" for k, v in sorted(hybrid.items()))
         per_seed, infos = {}, {}
         for run in folders:
-            saved = run / "tilts" / f"{name}.pt"
-            if args.reuse and saved.exists() and saved.with_suffix(".json").exists():
-                print(f"{run}: tilt by {name} (reused)", file=sys.stderr, flush=True)
-                samples = torch.load(saved, weights_only=True)
-                metrics = runs.evaluate(samples, runs.build(_spec(run, stats, evaluated, hybrid)[0]))
-                info = json.loads(saved.with_suffix(".json").read_text())
-            else:
-                print(f"{run}: tilt by {name}", file=sys.stderr, flush=True)
-                metrics, info, samples = tilt(run, stats, evaluated, hybrid)
-                saved.parent.mkdir(exist_ok=True)
-                torch.save(samples, saved)
-                runs.write_json(saved.with_suffix(".json"), info)
+            metrics, info = _tilt_run(run, stats, name, evaluated, hybrid, args.reuse)
             keys = sorted(set(metrics) | set(base[run]))
             per_seed[str(run)] = {"metrics": {k: {"vanilla": base[run].get(k), "hybrid": metrics.get(k)} for k in keys}}
             infos[str(run)] = info

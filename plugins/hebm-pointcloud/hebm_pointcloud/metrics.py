@@ -29,6 +29,7 @@ from torch import Tensor
 from hebm_core.data import DataBundle
 from hebm_core.metrics import Metric
 from hebm_core.statistics import Statistic
+from hebm_pointcloud import _checks as chk
 from hebm_pointcloud.geometry import chamfer_matrix, check_clouds
 
 __all__ = [
@@ -43,7 +44,11 @@ __all__ = [
     "reference_labels",
     "PointFlowMetrics",
     "METRICS",
+    "MAX_EMD_POINTS",
 ]
+
+#: the most points per cloud exact EMD is solved on (~0.5 s a pair at 2,048; its cost grows ~n³)
+MAX_EMD_POINTS = 4096
 
 
 def emd(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
@@ -245,9 +250,37 @@ def pointflow(
     seed: int = 0,
     bundle: DataBundle | None = None,
 ) -> PointFlowMetrics:
-    """MMD/COV/1-NNA (CD and EMD), PointFlow's protocol; class shares where ``bundle`` labels its clouds."""
+    """MMD/COV/1-NNA (CD and EMD), PointFlow's protocol; class shares where ``bundle`` labels its clouds.
+
+    Options are checked first: ``emd_points`` in [0, 4096] (0: all points), ``emd_check_pairs`` in
+    [0, 1000], and, with the bundle's clouds known, exact EMD on more than :data:`MAX_EMD_POINTS`
+    points per cloud (``emd_points = 0``, or ``emd_check_pairs`` on large clouds) is refused: its
+    network simplex would take hours.
+    """
+    emd_points = chk.integer("emd_points", emd_points, 0, MAX_EMD_POINTS)
+    emd_check_pairs = chk.integer("emd_check_pairs", emd_check_pairs, 0, 1000)
+    use_emd = chk.flag("use_emd", use_emd)
+    max_shapes = chk.optional_integer("max_shapes", max_shapes, 1, 10_000_000)
+    seed = chk.integer("seed", seed, 0, 2**32 - 1)
+    n = _cloud_points(bundle)
+    if use_emd and n is not None and n > MAX_EMD_POINTS:
+        if emd_points == 0:
+            raise ValueError(
+                f"emd_points = 0 asks for exact EMD on all {n} points per cloud; at most {MAX_EMD_POINTS} "
+                "(set emd_points, or use_emd = false)"
+            )
+        if emd_check_pairs:
+            raise ValueError(
+                f"emd_check_pairs compares with exact EMD on the full {n}-point clouds; at most {MAX_EMD_POINTS} "
+                "points (set emd_check_pairs = 0, or use_emd = false)"
+            )
     labels = reference_labels(bundle) if bundle is not None else None
     return PointFlowMetrics(emd_points, emd_check_pairs, use_emd, max_shapes, seed, labels)
+
+
+def _cloud_points(bundle: DataBundle | None) -> int | None:
+    x = getattr(bundle, "train", None)
+    return int(x.shape[1]) if isinstance(x, Tensor) and x.dim() == 3 else None
 
 
 def reference_labels(bundle: DataBundle) -> list[str] | None:

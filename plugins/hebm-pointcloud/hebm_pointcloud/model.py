@@ -13,15 +13,20 @@ energy is divided by ``σ``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from hebm_core.energy import EnergyModel
+from hebm_pointcloud import _checks as chk
 from hebm_pointcloud.geometry import check_clouds, gather_neighbours, knn_indices
 
-__all__ = ["SetEnergy", "set_energy", "POOLS", "BLOCKS", "MODELS"]
+__all__ = ["SetEnergy", "set_energy", "POOLS", "BLOCKS", "MODELS", "MAX_PARAMETERS"]
+
+#: the most weights a set network may have (4e8 bytes in float32); more is a mistyped option
+MAX_PARAMETERS = 10**8
 
 
 def _mean(h: Tensor) -> Tensor:
@@ -161,9 +166,30 @@ def set_energy(
     block: str = "pool",
     k: int = 16,
 ) -> SetEnergy:
-    """:class:`SetEnergy` with the input scale taken from the example batch's coordinate std."""
+    """:class:`SetEnergy` with the input scale taken from the example batch's coordinate std.
+
+    Options are checked before the network is built: ``hidden`` in [1, 4096], ``depth`` in [0, 64]
+    (and at most :data:`MAX_PARAMETERS` weights in all), ``k`` in [1, 1024] and, with edge blocks,
+    fewer than the clouds' points.
+    """
+    hidden = chk.integer("hidden", hidden, 1, 4096)
+    depth = chk.integer("depth", depth, 0, 64)
+    pool = chk.choice("pool", pool, sorted(POOLS))
+    block = chk.choice("block", block, sorted(BLOCKS))
+    noise_conditional = chk.flag("noise_conditional", noise_conditional)
+    k = chk.integer("k", k, 1, 1024)
+    weights = (3 + depth * (2 + POOLS[pool][1] + (block == "edge"))) * hidden * hidden
+    if weights > MAX_PARAMETERS:
+        raise ValueError(
+            f"hidden = {hidden} and depth = {depth} give about {weights:.3g} weights; at most {MAX_PARAMETERS:.0e}"
+        )
     example = check_clouds(example, "model example")
+    n = example.shape[1]
+    if block == "edge" and depth and k >= n:
+        raise ValueError(f"k = {k} neighbours needs clouds of more than {k} points; these have {n}")
     std = float(example.float().std()) if example.numel() > 1 else 0.5
+    if not math.isfinite(std):
+        raise ValueError("the example clouds hold non-finite coordinates")
     return SetEnergy(
         hidden=hidden,
         depth=depth,

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from hebm_core.statistics import Statistic
+from hebm_pointcloud import _checks as chk
 from hebm_pointcloud.geometry import check_clouds, gather_neighbours, knn_indices
 
 __all__ = [
@@ -56,6 +57,28 @@ __all__ = [
     "TRANSFORMS",
     "STATISTICS",
 ]
+
+#: the largest neighbourhood ``k`` / D2 ``partners`` / ``bins`` an option may ask for
+MAX_K, MAX_PARTNERS, MAX_BINS = 1024, 4096, 1024
+
+
+def _ks(k: object, ks: object) -> list[int]:
+    """The neighbourhood sizes of a Laplacian factory: ``ks`` (a list) if given, else ``[k]``, checked."""
+    if ks is None or (isinstance(ks, list | tuple) and not ks):
+        return [chk.integer("k", k, 1, MAX_K)]
+    if not isinstance(ks, list | tuple):
+        raise ValueError(f"ks must be a list of neighbour counts, got {ks!r} ({type(ks).__name__})")
+    if len(ks) > 32:
+        raise ValueError(f"ks lists {len(ks)} neighbour counts; at most 32")
+    out = [chk.integer("each entry of ks", v, 1, MAX_K) for v in ks]
+    if len(set(out)) != len(out):
+        raise ValueError(f"ks must be distinct neighbour counts, got {out}")
+    return out
+
+
+def _eps(eps: object) -> float:
+    return chk.number("eps", eps, 0.0, 1e3, lo_open=True)
+
 
 #: per-point transform of ‖L_i‖² (given ε) before averaging over points
 TRANSFORMS: dict[str, Callable[[Tensor, float], Tensor]] = {
@@ -137,22 +160,22 @@ class LaplacianStatistic(Statistic):
 
 def laplacian_statistic(k: int = 8, ks: list[int] | None = None) -> LaplacianStatistic:
     """The Laplacian statistic at one neighbourhood size ``k``, or one component per entry of ``ks``."""
-    return LaplacianStatistic(ks if ks else [k])
+    return LaplacianStatistic(_ks(k, ks))
 
 
 def log_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-2) -> LaplacianStatistic:
     """``mean_i log(‖x_i − mean_{kNN} x_j‖² + ε²)``: the Laplacian with a score-like, scale-free gradient."""
-    return LaplacianStatistic(ks if ks else [k], name="laplacian_log", transform="log", eps=eps)
+    return LaplacianStatistic(_ks(k, ks), name="laplacian_log", transform="log", eps=_eps(eps))
 
 
 def scaled_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-3) -> LaplacianStatistic:
     """``mean_i ‖x_i − mean_{kNN} x_j‖² / (mean_{kNN} ‖x_i − x_j‖² + ε²)``: the Laplacian relative to the spacing."""
-    return LaplacianStatistic(ks if ks else [k], name="laplacian_scaled", eps=eps, relative="spacing")
+    return LaplacianStatistic(_ks(k, ks), name="laplacian_scaled", eps=_eps(eps), relative="spacing")
 
 
 def shape_laplacian_statistic(k: int = 8, ks: list[int] | None = None, eps: float = 1e-3) -> LaplacianStatistic:
     """``mean_i ‖x_i − mean_{kNN} x_j‖² / (mean_i ‖x_i − x̄‖² + ε²)``: the Laplacian relative to the shape's size."""
-    return LaplacianStatistic(ks if ks else [k], name="laplacian_shape", eps=eps, relative="size")
+    return LaplacianStatistic(_ks(k, ks), name="laplacian_shape", eps=_eps(eps), relative="size")
 
 
 class SpacingStatistic(Statistic):
@@ -184,7 +207,7 @@ class SpacingStatistic(Statistic):
 
 def spacing_statistic(eps: float = 1e-3) -> SpacingStatistic:
     """``mean_i log(d_i² / s² + ε²)``: nearest-neighbour spread relative to the shape's size."""
-    return SpacingStatistic(eps=eps)
+    return SpacingStatistic(eps=_eps(eps))
 
 
 class SizeStatistic(Statistic):
@@ -342,7 +365,12 @@ def d2_statistic(
     bins: int = 8, max_distance: float = 2.0, bandwidth: float | None = None, partners: int = 32
 ) -> D2Statistic:
     """Kernel density of pairwise point distances at ``bins`` centres up to ``max_distance``."""
-    return D2Statistic(bins, max_distance, bandwidth, partners)
+    return D2Statistic(
+        chk.integer("bins", bins, 1, MAX_BINS),
+        chk.number("max_distance", max_distance, 0.0, 1e6, lo_open=True),
+        chk.optional_number("bandwidth", bandwidth, 0.0, 1e6, lo_open=True),
+        chk.integer("partners", partners, 1, MAX_PARTNERS),
+    )
 
 
 #: name -> factory, as the plugin registers them

@@ -59,7 +59,7 @@ def test_folds_hold_every_shape_out_once():
     assert b.train.shape == (15, 32, 3) and not set(b.info["test_ids"]) & tests[0]
     with pytest.raises(ValueError, match="fold 4 has no test shapes: 20 shapes in blocks of 5 give folds 0…3"):
         shapenet(str(ONET), category="bench", fold=4)
-    with pytest.raises(ValueError, match="fold must be >= 0"):
+    with pytest.raises(ValueError, match=r"fold must be an integer in \[0, "):
         shapenet(str(ONET), category="bench", fold=-1)
 
 

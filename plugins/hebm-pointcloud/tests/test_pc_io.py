@@ -15,7 +15,13 @@ def test_ply_round_trip(tmp_path):
 def test_malformed_ply(tmp_path):
     bad = tmp_path / "bad.ply"
     bad.write_text("ply\nformat ascii 1.0\nelement vertex 3\nend_header\nnot numbers\n")
-    with pytest.raises(ValueError, match=r"bad\.ply.*no points"):
+    with pytest.raises(ValueError, match=r"bad\.ply.*'vertex' has 3 rows but no properties"):
+        read_point_file(bad)
+    bad.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+        "end_header\na b c\nd e f\n"
+    )
+    with pytest.raises(ValueError, match=r"bad\.ply.*'a' is not a number"):
         read_point_file(bad)
     with pytest.raises(FileNotFoundError, match="missing.ply"):
         read_point_file(tmp_path / "missing.ply")
@@ -56,5 +62,26 @@ def test_shared_npz_and_gzipped_mesh():
 
 def test_malformed_mesh(tmp_path):
     (tmp_path / "empty.off").write_text("OFF\n0 0 0\n")
-    with pytest.raises(ValueError, match=r"empty\.off: Open3D read no triangles"):
+    with pytest.raises(ValueError, match=r"empty\.off: mesh has no faces"):
         read_mesh(tmp_path / "empty.off")
+
+
+def test_face_indices_no_int64_holds_are_out_of_range(tmp_path):
+    """An index too large for int64 (or a non-integral one in an ascii PLY) is a BadFile, not an OverflowError."""
+    tri = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
+    (tmp_path / "big.obj").write_text(tri + "f 1 2 99999999999999999999999\n")
+    (tmp_path / "big.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 99999999999999999999999\n")
+    head = (
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 2\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"
+    )
+    (tmp_path / "big.ply").write_text(head + "4 0 1 2 1e30\n")
+    (tmp_path / "nan.ply").write_text(head + "4 0 1 2 nan\n")
+    for name, match in [
+        ("big.obj", "too large for any vertex count"),
+        ("big.off", "too large for any vertex count"),
+        ("big.ply", "face 1's indices are not integers"),
+        ("nan.ply", "face 1's indices are not integers"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            read_mesh(tmp_path / name)
