@@ -23,10 +23,11 @@ large σ a term on ``x`` pushes on texture that the next steps wash out; on ``x�
 that the chain is heading for and can steer which mode it reaches. Its gradient is the first-order
 approximation of the tilted model's noisy marginal score, ``∇ log E[exp(η·T(x₀)) | x]``: the
 Jacobian ``∂x̂/∂x = Cov[x₀ | x]/σ²`` is ``I`` at small σ and fades at large σ by itself, so
-``sigma_power = 0`` suits it where the network's score is accurate at large σ (on point clouds it
-was not, and p = 0 terms made chains run off). It costs a second-order pass through the network (a point-cloud
-hybrid score took about twice as long in ``benchmarks/statistic_speed.py``), and needs a
-noise-conditional base.
+``sigma_power = 0`` suits it only where the network's score is accurate at large σ; where it is
+not, x̂ is a poor estimate at large σ and an unbounded statistic at full weight there can drive
+chains off (the point-cloud configs keep p = 2). It costs a second-order pass through the
+network (``plugins/hebm-pointcloud/benchmarks/statistic_speed.py`` times it against the plain
+hybrid score), and needs a noise-conditional base.
 """
 
 from __future__ import annotations

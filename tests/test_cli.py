@@ -110,7 +110,7 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "hebm: error: unknown objective 'dsn'; known: cd, dsm, esm, nce, pcd, ssm"
+        "hebm: error: unknown objective 'dsn'; known: cd, dsm, esm, nce, pcd, recovery, ssm"
     ]
 
 

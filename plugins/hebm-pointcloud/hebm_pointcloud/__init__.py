@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 #: every η is then fitted by moment matching. The size-relative Laplacian smooths without
 #: shrinking; matching the size as well then matches the plain Laplacian (its product with the
 #: size); D2 (pairwise distances, up to 2 on the unit sphere) tilts the shapes' proportions. Trained
-#: jointly, η acts as a strong denoiser and the co-trained network samples worse shapes (README).
+#: jointly, η acts as a strong denoiser and the co-trained network samples worse shapes (RESULTS.md).
 DEFAULT_CONFIG = {
     "plugin": "pointcloud",
     "statistics": [{"name": "laplacian_shape", "k": 8}, "size", "d2"],

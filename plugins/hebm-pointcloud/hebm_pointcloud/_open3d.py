@@ -2,8 +2,7 @@
 
 ``open3d-cpu`` needs ``libusb-1.0.so.0`` at import time. The ``libusb-package`` wheel ships that
 library; loading it with ``RTLD_GLOBAL`` before ``import open3d`` satisfies the dynamic linker
-without root (see ../shared/ENVIRONMENT.md). Import is lazy so that the plugin, its model and its
-metrics load without Open3D.
+without root. Import is lazy so that the plugin, its model and its metrics load without Open3D.
 """
 
 from __future__ import annotations

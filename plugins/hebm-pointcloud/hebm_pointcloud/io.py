@@ -3,8 +3,8 @@
 Point arrays come from ``.npy`` (PC15k), ``.npz`` (Occupancy Networks ``pointcloud.npz``) and
 ``.ply`` (the strict reader of :mod:`hebm_pointcloud.formats`) or ``.pcd``/``.xyz``/``.pts``
 (Open3D); meshes from ``.obj``/``.ply``/``.off``/``.stl`` (the strict readers; polygons are
-triangulated) or ``.gltf``/``.glb`` (Open3D, its result checked alike), each optionally gzipped as
-in the shared ShapeNet snapshot. Every reader returns ``float32 [N, 3]`` numpy arrays (or an Open3D
+triangulated) or ``.gltf``/``.glb`` (Open3D, its result checked alike), each optionally gzipped
+(``model.obj.gz``). Every reader returns ``float32 [N, 3]`` numpy arrays (or an Open3D
 mesh) and raises ``FileNotFoundError`` for a missing file and :class:`BadFile` (a ``ValueError``
 naming the path, with a short ``reason`` a dataset counts when it skips the file) for anything else.
 

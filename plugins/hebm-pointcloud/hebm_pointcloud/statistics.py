@@ -21,8 +21,9 @@ component each; matching it tilts the samples' proportions towards the data's.
 
 ``inertia`` is the cloud's second-moment tensor about its centroid (six components): its extent
 along each axis and their couplings. On aligned data (primitives, ShapeNet) it shows an anisotropy
-that every sample shares (too wide along one axis, too thin along another); tilting by it fixes
-that, but on primitives it made the PointFlow metrics worse (README), so no default uses it.
+that every sample shares (too wide along one axis, too thin along another), and tilting by it
+corrects that. No default uses it: at ``sigma_power = 2`` its term acts mostly at the last noise
+levels, where it stretches shapes that are already formed instead of forming better ones.
 
 Two companions: ``spacing`` (mean log nearest-neighbour distance over the size: how evenly the
 points spread; the Laplacian alone rewards clumps) and ``size`` (the mean squared radius: with
