@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv in the repository root (if missing) and install hebm-core into it, editable.
-# Arguments name plugins to install too (editable, from plugins/hebm-<name>): mol, pointcloud, or all.
+# Arguments name plugins to install too (editable, from plugins/hebm-<name>): mol, pointcloud, image, or all.
 # torch is installed only when `import torch` fails in that venv, pinned to the CPU build
 # (an unpinned torch would pull several GB of CUDA wheels); a CUDA torch already there stays.
 # Override the pin with HEBM_TORCH_SPEC (e.g. HEBM_TORCH_SPEC="torch==2.13.0 --index-url ...").
