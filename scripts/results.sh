@@ -26,6 +26,21 @@ cp "$R/mol_nci/compare.json" plugins/hebm-mol/results/nci_compare.json
 $H compare --plugin pointcloud --out "$R/pc_primitives"
 cp "$R/pc_primitives/compare.json" plugins/hebm-pointcloud/results/primitives_compare.json
 
+mkdir -p plugins/hebm-image/results
+$H compare --config plugins/hebm-image/configs/digits_cpu.toml --out "$R/img_digits"
+cp "$R/img_digits/compare.json" plugins/hebm-image/results/digits_compare.json
+if [ -n "${HEBM_MNIST_ROOT:-}" ]; then  # a folder with MNIST's four IDX .gz files
+    # the budget of the quoted figures: 400 steps, 100 samples, 2 x 64 calibration, 40 AIS temperatures
+    $H compare --config plugins/hebm-image/configs/mnist_cpu.toml --set data.root="$HEBM_MNIST_ROOT" --steps 400 \
+        --set sampler.n_samples=100 --set hybrid.calibrate_rounds=2 --set hybrid.calibrate_samples=64 \
+        --set 'evaluate.metrics=["sample_quality", {name="bits_per_dim", n_chains=32, n_temps=40, max_test=500, pf_ode_images=4}]' \
+        --out "$R/img_mnist"
+    cp "$R/img_mnist/compare.json" plugins/hebm-image/results/mnist_compare.json
+fi
+
+.venv/bin/python benchmarks/ais_accuracy.py --out docs/results/ais_accuracy.json
+.venv/bin/python benchmarks/kill_resume.py --trials 35 --out docs/results/kill_resume.json
+
 if [ -n "${HEBM_QM9_ROOT:-}" ]; then  # vanilla, valency and the selected bank on one QM9 network
     HEBM=$H bash plugins/hebm-mol/benchmarks/qm9_bank.sh "$HEBM_QM9_ROOT" "$R/qm9_bank"
 fi
