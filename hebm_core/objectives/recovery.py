@@ -7,9 +7,9 @@ from torch import Tensor
 
 from hebm_core import tree
 from hebm_core.energy import EnergyFn, energy_and_score
-from hebm_core.objectives.base import Objective, ObjectiveOutput
+from hebm_core.objectives.base import Objective, ObjectiveOutput, draw_levels, noise_ladder, per_row
 from hebm_core.options import check_int, check_number
-from hebm_core.samplers.langevin import MAX_LEVELS, MAX_STEPS, geometric_sigmas
+from hebm_core.samplers.langevin import MAX_STEPS
 from hebm_core.tree import Sample
 
 __all__ = ["RecoveryLikelihood"]
@@ -51,7 +51,7 @@ class RecoveryLikelihood(Objective):
         **kw,
     ) -> None:
         super().__init__(**kw)
-        self.register_buffer("sigmas", _ladder(sigma_min, sigma_max, n_sigmas, sigmas))
+        self.register_buffer("sigmas", noise_ladder(_OWNER, sigma_min, sigma_max, n_sigmas, sigmas))
         self.n_steps = check_int(_OWNER, "n_steps", n_steps, 1, MAX_STEPS)
         self.step_scale = check_number(_OWNER, "step_scale", step_scale, 0, 1, open_low=True)
         self.alpha = check_number(_OWNER, "alpha", alpha, 0)
@@ -69,19 +69,17 @@ class RecoveryLikelihood(Objective):
 
     def perturb(self, x: Sample) -> tuple[Sample, Tensor]:
         """Noisy data ``x̃`` and each sample's noise level σ ``[B]``, drawn from the ladder."""
-        leaf = tree.state_leaves(x)[0]
-        idx = torch.randint(0, self.sigmas.numel(), (tree.batch_size(x),), device=leaf.device)
-        sig = self.sigmas.to(leaf.device, leaf.dtype)[idx]
+        sig = draw_levels(self.sigmas, x)
         a = self.scale(sig)
         z = self.space.noise_like(x)
-        return tree.tree_map(lambda v, n: _bcast(a, v) * v + _bcast(sig, v) * n, x, z), sig
+        return tree.tree_map(lambda v, n: per_row(a, v) * v + per_row(sig, v) * n, x, z), sig
 
     def conditional(self, model: EnergyFn, x: Sample, x_noisy: Sample, sigma: Tensor) -> tuple[Tensor, Sample]:
         """The conditional's energy ``E(x, σ) + ‖x̃ − a x‖²/(2σ²)`` ``[B]`` and its score (tangent to the space)."""
         a = self.scale(sigma)
         e, s = energy_and_score(model, x, sigma, create_graph=False)
-        resid = tree.tree_map(lambda y, u: y - _bcast(a, u) * u, x_noisy, x)
-        score = tree.tree_map(lambda g, r: g + _bcast(a / sigma**2, r) * r, s, resid)
+        resid = tree.tree_map(lambda y, u: y - per_row(a, u) * u, x_noisy, x)
+        score = tree.tree_map(lambda g, r: g + per_row(a / sigma**2, r) * r, s, resid)
         return e + tree.batch_dot(resid, resid) / (2 * sigma**2), self.space.tangent(score)
 
     def sample_conditional(self, model: EnergyFn, x_noisy: Sample, sigma: Tensor) -> Sample:
@@ -90,13 +88,14 @@ class RecoveryLikelihood(Objective):
         a = self.scale(sigma)
         eps = self.step_scale * sigma**2 / a**2
         x_noisy = tree.detach(x_noisy)
-        x = self.space.project(tree.tree_map(lambda v: v / _bcast(a, v), x_noisy))
+        x = self.space.project(tree.tree_map(lambda v: v / per_row(a, v), x_noisy))
         u, g = self.conditional(model, x, x_noisy, sigma)
         accepted = torch.zeros_like(sigma)
+        noise_std = torch.sqrt(2 * eps)
         for t in range(1, self.n_steps + 1):
             noise = self.space.noise_like(x)
             y = self.space.project(
-                tree.tree_map(lambda v, d, n: v + _bcast(eps, v) * d + _bcast(torch.sqrt(2 * eps), v) * n, x, g, noise)
+                tree.tree_map(lambda v, d, n: v + per_row(eps, v) * d + per_row(noise_std, v) * n, x, g, noise)
             )
             if not tree.all_finite(y):
                 raise FloatingPointError(
@@ -136,25 +135,5 @@ class RecoveryLikelihood(Objective):
 
 def _log_q(to: Sample, frm: Sample, score: Sample, eps: Tensor) -> Tensor:
     """Langevin proposal log density ``log q(to | frm)`` up to a constant shared by both directions."""
-    d = tree.tree_map(lambda t, f, g: t - f - _bcast(eps, t) * g, to, frm, score)
+    d = tree.tree_map(lambda t, f, g: t - f - per_row(eps, t) * g, to, frm, score)
     return -tree.batch_dot(d, d) / (4 * eps)
-
-
-def _ladder(sigma_min: float, sigma_max: float, n_sigmas: int, sigmas: list[float] | None) -> Tensor:
-    """The noise levels: ``sigmas`` as given, else ``n_sigmas`` geometric ones from ``sigma_max`` to ``sigma_min``."""
-    if sigmas is not None:
-        try:
-            s = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
-        except (TypeError, ValueError, RuntimeError):
-            s = torch.empty(0)
-        if not 0 < s.numel() <= MAX_LEVELS or not bool(((s > 0) & torch.isfinite(s)).all()):
-            raise ValueError(f"{_OWNER}: sigmas must be 1 to {MAX_LEVELS} positive finite numbers, got {sigmas!r}")
-        return s
-    lo = check_number(_OWNER, "sigma_min", sigma_min, 0, open_low=True)
-    hi = check_number(_OWNER, "sigma_max", sigma_max, lo)
-    n = check_int(_OWNER, "n_sigmas", n_sigmas, 1, MAX_LEVELS)
-    return geometric_sigmas(hi, lo, n).float()
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))

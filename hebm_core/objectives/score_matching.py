@@ -7,9 +7,8 @@ from torch import Tensor
 
 from hebm_core import tree
 from hebm_core.energy import EnergyFn, energy_and_score
-from hebm_core.objectives.base import Objective, ObjectiveOutput
+from hebm_core.objectives.base import Objective, ObjectiveOutput, draw_levels, noise_ladder, per_row
 from hebm_core.options import check_int
-from hebm_core.samplers.langevin import MAX_LEVELS, geometric_sigmas
 from hebm_core.tree import Sample
 
 __all__ = ["DenoisingScoreMatching", "SlicedScoreMatching", "ExactScoreMatching"]
@@ -34,30 +33,17 @@ class DenoisingScoreMatching(Objective):
         **kw,
     ) -> None:
         super().__init__(**kw)
-        if sigmas is not None:
-            s = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
-            if not 0 < s.numel() <= MAX_LEVELS or not bool(((s > 0) & torch.isfinite(s)).all()):
-                raise ValueError(f"dsm: sigmas must be 1 to {MAX_LEVELS} positive finite numbers")
-        else:
-            s = geometric_sigmas(sigma_max, sigma_min, check_int("dsm", "n_sigmas", n_sigmas, 1, MAX_LEVELS))
-        self.register_buffer("sigmas", s.float())
+        self.register_buffer("sigmas", noise_ladder("dsm", sigma_min, sigma_max, n_sigmas, sigmas))
 
     def forward(self, model: EnergyFn, x: Sample) -> ObjectiveOutput:
-        b = tree.batch_size(x)
-        leaf = tree.state_leaves(x)[0]
-        idx = torch.randint(0, self.sigmas.numel(), (b,), device=leaf.device)
-        sig = self.sigmas.to(leaf.device, leaf.dtype)[idx]
+        sig = draw_levels(self.sigmas, x)
         z = self.space.noise_like(x)
-        xt = tree.tree_map(lambda a, n: a + _bcast(sig, a) * n, x, z)
+        xt = tree.tree_map(lambda a, n: a + per_row(sig, a) * n, x, z)
         _, s = energy_and_score(model, xt, sig, create_graph=True)
         s = self.space.tangent(s)
-        resid = tree.tree_map(lambda sc, n: _bcast(sig, sc) * sc + n, s, z)
+        resid = tree.tree_map(lambda sc, n: per_row(sig, sc) * sc + n, s, z)
         loss = 0.5 * tree.batch_dot(resid, resid).mean()
         return ObjectiveOutput(loss, {"dsm": float(loss.detach())})
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
 
 
 class SlicedScoreMatching(Objective):

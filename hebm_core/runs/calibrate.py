@@ -52,7 +52,7 @@ def calibrate_eta(
     def measure(eta: Tensor) -> Tensor:
         with model.eta_at(eta):
             try:
-                samples, _ = plan.draw(model, exp, n=n)
+                samples, _ = plan.draw(model, exp, n=n, diagnose=False)
             except (SamplerDivergenceError, RunawayError) as exc:
                 raise Diverged(str(exc), exc) from exc
         return _stacked(stats, samples)

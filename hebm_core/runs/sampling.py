@@ -121,14 +121,19 @@ class SamplingPlan:
         return cls(config, sampler, options, float(init), run_sigma, exp.config.train.seed, bounds)
 
     def draw(
-        self, model: EnergyModel, exp: Experiment, n: int | None = None, device: torch.device | str | None = None
+        self,
+        model: EnergyModel,
+        exp: Experiment,
+        n: int | None = None,
+        device: torch.device | str | None = None,
+        diagnose: bool = True,
     ) -> tuple[Sample, dict[str, Any]]:
         """Draw ``n`` samples (default ``n_samples``) from ``model``; returns them (on the CPU) and the timing.
 
         The random state is reseeded with the run's seed first, so every draw with the same plan
         starts from the same chains (sampling from a checkpoint repeats the run's samples, and
         calibration rounds differ by η, not by noise). The result goes through ``plugin.finalize``
-        when the plugin has one (timed with the sampling).
+        when the plugin has one (timed with the sampling). ``diagnose`` adds :meth:`diagnostics`.
         """
         count = self.n if n is None else int(n)
         if count < 1:
@@ -153,7 +158,8 @@ class SamplingPlan:
         _sync(device)
         wall = time.perf_counter() - t0
         info = self._info(count, batch, wall, device)
-        info["diagnostics"] = self.diagnostics(model, raw, device)
+        if diagnose:  # the KSD costs a score pass and n² kernel terms: not for draws whose info is dropped
+            info["diagnostics"] = self.diagnostics(model, raw, device)
         if self.bounds is not None:
             info["ran_off"] = ran_off
             if ran_off:

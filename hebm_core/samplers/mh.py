@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -116,8 +117,7 @@ class MetropolisSampler(Sampler):
     def run(self, energy: EnergyFn, x0: Sample, sigma: float | Tensor | None = None) -> Sample:
         sig = self.sigma_tensor(sigma, x0)
         state = self.init_state(energy, x0, sig)
-        adapter = DualAveraging(self.step_size, self.target_accept) if self.adapt_steps else None
-        eps = self.step_size
+        eps, adapter = self.begin_warmup(energy, state, sig)
         acc_sum, acc_n = 0.0, 0
         total = self.adapt_steps + self.n_steps
         rec = self.tracer(self.adapt_steps)
@@ -129,16 +129,35 @@ class MetropolisSampler(Sampler):
                     rec.record(t, state.x, state.energy, acc)
                 a = float(acc.mean())
                 if adapter is not None and t <= self.adapt_steps:
-                    eps = adapter.update(a)
-                    if t == self.adapt_steps:
-                        eps = adapter.final
+                    eps, adapter = self.warmup_update(t, energy, state, sig, a, adapter)
                 else:
                     acc_sum, acc_n = acc_sum + a, acc_n + 1
+                    self.observe_sampling(state)
                 bar.update()
-        self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps}
+        self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps, **self.run_stats(acc_n)}
         self.finish_trace(rec)
         self._judge_acceptance(acc_n, eps)
         return state.x
+
+    # warm-up hooks: subclasses that adapt more than the step size override these --------------
+    def begin_warmup(self, energy: EnergyFn, state: ChainState, sig: Tensor | None) -> tuple[float, Any]:
+        """The first step size and the warm-up's adapter (``None``: no warm-up)."""
+        return self.step_size, DualAveraging(self.step_size, self.target_accept) if self.adapt_steps else None
+
+    def warmup_update(
+        self, t: int, energy: EnergyFn, state: ChainState, sig: Tensor | None, accept: float, adapter: Any
+    ) -> tuple[float, Any]:
+        """The step size after warm-up step ``t`` with mean acceptance ``accept`` (the final
+        dual-averaging value at the last warm-up step)."""
+        eps = adapter.update(accept)
+        return (adapter.final if t == self.adapt_steps else eps), adapter
+
+    def observe_sampling(self, state: ChainState) -> None:
+        """Called after every sampling (post-warm-up) step."""
+
+    def run_stats(self, n_sampling: int) -> dict[str, float]:
+        """Extra entries of ``last_stats`` at the end of a run."""
+        return {}
 
     def check_transition(self, t: int, state: ChainState, n: int, eps: float, sig: Tensor | None) -> None:
         """Raise :class:`SamplerDivergenceError` when most proposals of step ``t`` were not finite.

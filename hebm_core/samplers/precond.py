@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -224,6 +225,8 @@ class MetricAdaptiveSampler(MetropolisSampler):
             raise ValueError(f"{type(self).__name__}: adapt_metric must be true or false, got {adapt_metric!r}")
         self.adapt_metric = adapt_metric
         self.inv_mass: Sample | None = None
+        self._metric: WindowedVariance | None = None  # the current run's warm-up metric estimate
+        self._sums: dict[str, float] = {}  # the current run's per-step statistics, summed after warm-up
 
     def probe(self, energy: EnergyFn, state: ChainState, sigma: Tensor | None, step_size: float) -> float:
         """Mean acceptance probability of one trial move from ``state`` (for :func:`find_step_size`)."""
@@ -233,42 +236,31 @@ class MetricAdaptiveSampler(MetropolisSampler):
         eps = find_step_size(lambda h: self.probe(energy, state, sig, h), eps, self.target_accept)
         return DualAveraging(eps, self.target_accept)
 
-    def run(self, energy: EnergyFn, x0: Sample, sigma: float | Tensor | None = None) -> Sample:
-        sig = self.sigma_tensor(sigma, x0)
-        state = self.init_state(energy, x0, sig)
-        self.inv_mass, eps = None, self.step_size
-        adapter = self._search(energy, state, sig, eps) if self.adapt_steps else None
-        metric = WindowedVariance(self.adapt_steps) if self.adapt_steps and self.adapt_metric else None
-        rec = self.tracer(self.adapt_steps)
-        sums: dict[str, float] = {}
-        acc_sum, acc_n = 0.0, 0
-        total = self.adapt_steps + self.n_steps
-        with self.progress_bar(total, type(self).__name__) as bar:
-            for t in range(1, total + 1):
-                state, acc = self.transition(energy, state, sig, eps)
-                self.check_transition(t, state, acc.numel(), eps, sig)
-                if rec is not None:
-                    rec.record(t, state.x, state.energy, acc)
-                a = float(acc.mean())
-                if adapter is not None and t <= self.adapt_steps:
-                    eps = adapter.update(a)
-                    new = metric.observe(t, state.x) if metric is not None else None
-                    if new is not None:
-                        self.inv_mass = new
-                        adapter = self._search(energy, state, sig, eps)
-                        eps = adapter.final
-                    if t == self.adapt_steps:
-                        eps = adapter.final
-                else:
-                    acc_sum, acc_n = acc_sum + a, acc_n + 1
-                    for k, v in state.stats.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                bar.update()
-        extra = {k: v / max(acc_n, 1) for k, v in sums.items()}
-        self.last_stats = {"acceptance": acc_sum / max(acc_n, 1), "step_size": eps, **_summary(self.inv_mass), **extra}
-        self.finish_trace(rec)
-        self._judge_acceptance(acc_n, eps)
-        return state.x
+    def begin_warmup(self, energy: EnergyFn, state: ChainState, sig: Tensor | None) -> tuple[float, Any]:
+        self.inv_mass, self._sums = None, {}
+        self._metric = WindowedVariance(self.adapt_steps) if self.adapt_steps and self.adapt_metric else None
+        return self.step_size, self._search(energy, state, sig, self.step_size) if self.adapt_steps else None
+
+    def warmup_update(
+        self, t: int, energy: EnergyFn, state: ChainState, sig: Tensor | None, accept: float, adapter: Any
+    ) -> tuple[float, Any]:
+        """Dual averaging of the step size; at the end of each Stan window the new metric and a fresh
+        step-size search under it."""
+        eps = adapter.update(accept)
+        new = self._metric.observe(t, state.x) if self._metric is not None else None
+        if new is not None:
+            self.inv_mass = new
+            adapter = self._search(energy, state, sig, eps)
+            eps = adapter.final
+        return (adapter.final if t == self.adapt_steps else eps), adapter
+
+    def observe_sampling(self, state: ChainState) -> None:
+        for k, v in state.stats.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+
+    def run_stats(self, n_sampling: int) -> dict[str, float]:
+        extra = {k: v / max(n_sampling, 1) for k, v in self._sums.items()}
+        return {**_summary(self.inv_mass), **extra}
 
 
 class PrecondMALA(MetricAdaptiveSampler):

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ import torch
 from torch import Tensor
 
 from hebm_core.data import DataBundle
+from hebm_core.download import DownloadError, download_file
 from hebm_core.options import check_int
 from hebm_image.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
 from hebm_image.sampling import ImageSpace
@@ -89,33 +86,6 @@ KNOWN: dict[str, dict[str, Any]] = {
 MAX_SIDE = 4096
 
 
-class DownloadError(OSError):
-    """A download that failed or did not match its checksum; ``str()`` is one line."""
-
-
-# --------------------------------------------------------------------------- files
-def _download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` atomically; the content must match ``sha256`` or nothing is kept."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while block := resp.read(1 << 20):
-                h.update(block)
-                out.write(block)
-        if h.hexdigest() != sha256:
-            raise DownloadError(f"{url}: sha256 {h.hexdigest()} does not match the expected {sha256}")
-        os.replace(tmp, dest)
-    except DownloadError:
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadError(f"cannot download {url}: {exc}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest
-
-
 def fetch(name: str, root: str | Path, base_url: str | None = None) -> list[Path]:
     """Download the files of dataset ``name`` that ``root`` lacks from ``base_url`` (default: the
     canonical source), each checked against its canonical sha256; returns the files fetched."""
@@ -125,7 +95,7 @@ def fetch(name: str, root: str | Path, base_url: str | None = None) -> list[Path
     got = []
     for fname in (f for pair in FILES.values() for f in pair):
         if not (root / fname).exists():
-            got.append(_download(base + fname, root / fname, known["sha256"][fname]))
+            got.append(download_file(base + fname, root / fname, known["sha256"][fname]))
     return got
 
 

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from _imgutil import FASHION, MNIST, write_dataset
-from hebm_image.data import FILES, KNOWN, DownloadError, _download, dequantize, digits, fashion_mnist, fetch, mnist
+from hebm_image.data import FILES, KNOWN, DownloadError, dequantize, digits, fashion_mnist, fetch, mnist
 from hebm_image.idx import IDXError, write_idx
+
+from hebm_core.download import download_file
 
 
 def test_hand_made_folder_loads_with_labels_digests_and_the_pixel_convention(tmp_path):
@@ -82,13 +84,13 @@ def test_download_checks_sha256_and_keeps_nothing_on_a_mismatch(server, tmp_path
     www, url = server
     (www / "f.bin").write_bytes(b"hello idx")
     good = hashlib.sha256(b"hello idx").hexdigest()
-    dest = _download(url + "f.bin", tmp_path / "got" / "f.bin", good)
+    dest = download_file(url + "f.bin", tmp_path / "got" / "f.bin", good)
     assert dest.read_bytes() == b"hello idx"
     with pytest.raises(DownloadError, match="does not match the expected"):
-        _download(url + "f.bin", tmp_path / "bad" / "f.bin", "0" * 64)
+        download_file(url + "f.bin", tmp_path / "bad" / "f.bin", "0" * 64)
     assert list((tmp_path / "bad").iterdir()) == []  # no partial or wrong file left behind
     with pytest.raises(DownloadError, match="cannot download"):
-        _download(url + "absent.bin", tmp_path / "bad" / "absent.bin", good)
+        download_file(url + "absent.bin", tmp_path / "bad" / "absent.bin", good)
 
 
 def test_mnist_download_fetches_the_missing_files_from_the_server(server, tmp_path, monkeypatch):

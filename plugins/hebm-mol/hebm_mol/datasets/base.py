@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from hebm_core.download import DownloadError, default_cache_dir, download_file, sha256_of
 from hebm_mol.checks import shorten
 from hebm_mol.datasets.files import MAX_GRAPH_BYTES, MAX_TEXT_BYTES, check_raw_file, human_bytes
 from hebm_mol.graph import QM9_SPEC, GraphSpec, MolConversionError, mol_to_graph, parse_smiles, to_pyg
@@ -35,46 +34,6 @@ __all__ = ["MolGraphDataset", "sha256_of", "download_file", "default_cache_dir",
 PROCESS_VERSION = 2
 #: the keys of a processed cache file (one that lacks any, or holds other types, is rebuilt)
 _CACHE_KEYS = ("x", "a", "n_atoms", "rows", "smiles", "n_rows", "skipped", "skipped_examples")
-
-
-class DownloadError(RuntimeError):
-    """A download failed or its content does not have the expected sha256."""
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    """``$HEBM_CACHE`` or ``$XDG_CACHE_HOME/hebm`` (``~/.cache/hebm``)."""
-    if os.environ.get("HEBM_CACHE"):
-        return Path(os.environ["HEBM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hebm"
-
-
-def download_file(url: str, dest: str | Path, sha256: str | None, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` atomically; with ``sha256`` the content must match or nothing is kept."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while block := resp.read(1 << 20):
-                h.update(block)
-                out.write(block)
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise DownloadError(f"{url}: sha256 {h.hexdigest()} does not match the expected {sha256}")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"cannot download {url}: {exc}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest
 
 
 class MolGraphDataset:
