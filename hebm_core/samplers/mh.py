@@ -18,6 +18,7 @@ from hebm_core.energy import EnergyFn
 from hebm_core.options import check_int, check_number
 from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError, SamplerStuckError
 from hebm_core.samplers.langevin import MAX_STEPS
+from hebm_core.samplers.moves import hmc_move, mala_move
 from hebm_core.tree import Sample
 
 __all__ = ["MetropolisSampler", "MALA", "HMC", "DualAveraging", "LOW_ACCEPTANCE"]
@@ -50,10 +51,6 @@ class DualAveraging:
     def final(self) -> float:
         """The averaged step size to keep after adaptation."""
         return math.exp(self.log_eps_bar)
-
-
-def _sq_norm(x: Sample) -> Tensor:
-    return tree.batch_dot(x, x)
 
 
 class MetropolisSampler(Sampler):
@@ -191,15 +188,7 @@ class MALA(MetropolisSampler):
     target_accept = 0.574
 
     def propose(self, energy, state, sigma, step_size):
-        x, s = state.x, state.score
-        noise = self.space.noise_like(x)
-        c = math.sqrt(2 * step_size)
-        y = self.space.project(tree.tree_map(lambda a, b, n: a + step_size * b + c * n, x, s, noise))
-        e_y, s_y = self.evaluate(energy, y, sigma)
-        fwd = _sq_norm(tree.tree_map(lambda yy, a, b: yy - a - step_size * b, y, x, s))
-        bwd = _sq_norm(tree.tree_map(lambda a, yy, b: a - yy - step_size * b, x, y, s_y))
-        log_alpha = state.energy - e_y + (fwd - bwd) / (4 * step_size)
-        return ChainState(y, e_y, s_y), log_alpha
+        return mala_move(self, energy, state, sigma, step_size)
 
 
 class HMC(MetropolisSampler):
@@ -212,15 +201,4 @@ class HMC(MetropolisSampler):
         self.n_leapfrog = check_int("HMC", "n_leapfrog", n_leapfrog, 1, 10_000)
 
     def propose(self, energy, state, sigma, step_size):
-        p0 = self.space.noise_like(state.x)
-        x, s = state.x, state.score
-        p = tree.tree_map(lambda q, g: q + 0.5 * step_size * g, p0, s)
-        e = state.energy
-        for i in range(self.n_leapfrog):
-            x = self.space.project(tree.tree_map(lambda a, q: a + step_size * q, x, p))
-            e, s = self.evaluate(energy, x, sigma)
-            kick = (0.5 if i == self.n_leapfrog - 1 else 1.0) * step_size  # the last momentum kick is a half step
-            p = tree.tree_map(lambda q, g, k=kick: q + k * g, p, s)
-        h0 = state.energy + 0.5 * _sq_norm(p0)
-        h1 = e + 0.5 * _sq_norm(p)
-        return ChainState(x, e, s), h0 - h1
+        return hmc_move(self, energy, state, sigma, step_size, self.n_leapfrog)

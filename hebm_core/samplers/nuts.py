@@ -23,7 +23,8 @@ from hebm_core import tree
 from hebm_core.energy import EnergyFn
 from hebm_core.options import check_int, check_number
 from hebm_core.samplers.base import ChainState, SamplerDivergenceError
-from hebm_core.samplers.precond import MetricAdaptiveSampler, _mul, hmc_move, rows
+from hebm_core.samplers.moves import hmc_move, mul_minv, rows
+from hebm_core.samplers.precond import MetricAdaptiveSampler
 from hebm_core.tree import Sample
 
 __all__ = ["NUTS", "MAX_DEPTH"]
@@ -143,13 +144,13 @@ class NUTS(MetricAdaptiveSampler):
 
     def _crit(self, p_minus: Sample, p_plus: Sample, rho: Sample) -> Tensor:
         """The generalised no-U-turn criterion: both ends' velocities ``M⁻¹p`` point along ``rho``."""
-        a = tree.batch_dot(_mul(p_minus, self.inv_mass), rho)
-        b = tree.batch_dot(_mul(p_plus, self.inv_mass), rho)
+        a = tree.batch_dot(mul_minv(p_minus, self.inv_mass), rho)
+        b = tree.batch_dot(mul_minv(p_plus, self.inv_mass), rho)
         return torch.minimum(a, b) > 0
 
     def _sq(self, p: Sample) -> Tensor:
         """``pᵀ M⁻¹ p`` (twice the kinetic energy)."""
-        return tree.batch_dot(p, _mul(p, self.inv_mass))
+        return tree.batch_dot(p, mul_minv(p, self.inv_mass))
 
     def check_transition(self, t, state, n, eps, sig):
         """A draw diverges when its energy error passes ``max_delta_h`` (non-finite energies included);

@@ -22,7 +22,7 @@ from hebm_core.energy import EnergyFn
 from hebm_core.options import check_int, check_number
 from hebm_core.samplers.base import ChainState
 from hebm_core.samplers.mh import DualAveraging, MetropolisSampler
-from hebm_core.samplers.precond import hmc_move, mala_move
+from hebm_core.samplers.moves import hmc_move, mala_move
 from hebm_core.tree import Sample
 
 __all__ = ["ParallelTempering", "geometric_betas", "MAX_REPLICAS"]
