@@ -19,6 +19,7 @@ $H compare --set hybrid.calibrate_rounds=0 --out "$R/toy_rings_sm"   # score mat
 cp "$R/toy_rings_sm/compare.json" docs/results/toy_compare_sm.json
 
 .venv/bin/python benchmarks/sampler_overhead.py --out docs/results/sampler_overhead.json
+.venv/bin/python benchmarks/sampler_cost.py --threads 1 --out docs/results/sampler_cost.json
 
 $H compare --plugin mol --out "$R/mol_nci"
 cp "$R/mol_nci/compare.json" plugins/hebm-mol/results/nci_compare.json
@@ -37,7 +38,15 @@ if [ -n "${HEBM_MNIST_ROOT:-}" ]; then  # a folder with MNIST's four IDX .gz fil
         --out "$R/img_mnist"
     cp "$R/img_mnist/compare.json" plugins/hebm-image/results/mnist_compare.json
 fi
+if [ -n "${HEBM_FASHION_ROOT:-}" ]; then  # the same budget on Fashion-MNIST
+    $H compare --config plugins/hebm-image/configs/fashion_mnist_cpu.toml --set data.root="$HEBM_FASHION_ROOT" \
+        --steps 400 --set sampler.n_samples=100 --set hybrid.calibrate_rounds=2 --set hybrid.calibrate_samples=64 \
+        --set 'evaluate.metrics=["sample_quality", {name="bits_per_dim", n_chains=32, n_temps=40, max_test=500, pf_ode_images=4}]' \
+        --out "$R/img_fashion"
+    cp "$R/img_fashion/compare.json" plugins/hebm-image/results/fashion_mnist_compare.json
+fi
 
+HEBM_BLR_DATA="${HEBM_BLR_DATA:-}" bash plugins/hebm-boltzmann/results.sh
 .venv/bin/python benchmarks/ais_accuracy.py --out docs/results/ais_accuracy.json
 .venv/bin/python benchmarks/kill_resume.py --trials 35 --out docs/results/kill_resume.json
 

@@ -123,7 +123,7 @@ def test_validation_errors_are_one_clear_line(registry, tmp_path, text, message)
     [
         ('[data]\nname = "spiral"\n', "unknown dataset 'spiral' in plugin 'fake'; known: checkerboard, gaussian"),
         ('[objective]\nname = "dsn"\n', "unknown objective 'dsn'; known: cd, dsm, esm, nce, pcd, recovery, ssm"),
-        ('[sampler]\nname = "gibbs"\n', "unknown sampler 'gibbs'; known: annealed_langevin, hmc, langevin, mala"),
+        ('[sampler]\nname = "gibbs"\n', "unknown sampler 'gibbs'; known: annealed_langevin, edg, hmc, langevin, mala"),
         ('statistics = ["curvature"]\n', "unknown statistic 'curvature' in plugin 'fake'; known: identity, radius"),
         ('[evaluate]\nmetrics = ["fid"]\n', "unknown metric 'fid' in plugin 'fake'; known: delta_t, mmd"),
     ],

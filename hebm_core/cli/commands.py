@@ -11,9 +11,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hebm_core.cli.boltzmann import add_boltzmann_args, cmd_boltzmann
 from hebm_core.cli.errors import os_error, show_warning, user_errors
 from hebm_core.cli.printing import fmt, print_compare, print_report, print_summary, say
-from hebm_core.config import ConfigError, RunConfig, cli_overrides, get_registry, parse_assignment, resolve_config
+from hebm_core.config import (
+    ConfigError,
+    RunConfig,
+    cli_overrides,
+    get_registry,
+    merge,
+    parse_assignment,
+    resolve_config,
+)
 from hebm_core.objectives import OBJECTIVES
 from hebm_core.samplers import SAMPLERS
 
@@ -149,7 +158,7 @@ def _sampler_options(assignments: list[str] | None) -> dict[str, Any]:
         d = parse_assignment(a)
         if set(d) != {"sampler"}:
             raise ConfigError(f"sample/evaluate take only --set sampler.KEY=VALUE, got {a!r}")
-        opts.update(d["sampler"])
+        opts = merge(opts, d["sampler"])  # sampler.train.steps and sampler.train.lr both stay
     return opts
 
 
@@ -300,6 +309,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
         cmd_compare,
         lambda p: (_add_config_args(p, True), _add_compare_args(p)),
         "vanilla vs hybrid, same seed and budget (--seeds: several, summarised)",
+    ),
+    "boltzmann": (
+        cmd_boltzmann,
+        add_boltzmann_args,
+        "sample a target energy without data (EDG, HMC, MALA at equal evaluations)",
     ),
 }
 

@@ -1,8 +1,9 @@
 """Samplers: Langevin, annealed Langevin, MALA, HMC, kinetic Langevin, NUTS, preconditioned MALA,
-parallel tempering, and AIS for log Z."""
+parallel tempering, EDG (a trained generator, reweighted), and AIS for log Z."""
 
 from hebm_core.samplers.ais import AIS, AISResult, nll_from_log_z, sigmoid_schedule
 from hebm_core.samplers.base import ChainState, Sampler, SamplerDivergenceError, SamplerStuckError, Trace
+from hebm_core.samplers.edg import EDGSampler
 from hebm_core.samplers.kinetic import UnderdampedLangevin
 from hebm_core.samplers.langevin import AnnealedLangevin, Langevin, geometric_sigmas
 from hebm_core.samplers.mh import HMC, MALA, DualAveraging, MetropolisSampler
@@ -20,6 +21,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
     "nuts": NUTS,
     "precond_mala": PrecondMALA,
     "parallel_tempering": ParallelTempering,
+    "edg": EDGSampler,
 }
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "AnnealedLangevin",
     "ChainState",
     "DualAveraging",
+    "EDGSampler",
     "HMC",
     "Langevin",
     "MALA",
