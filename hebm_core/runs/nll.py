@@ -126,7 +126,7 @@ def _report(e_test: float, dim: int, b: _Bracket, how: str, sigma: float | None)
         "ais": b.forward.to_dict(),
         "ais_reverse": b.reverse,
         "sigma": sigma,
-        "base": "diagonal Gaussian fitted to train data, std x1.5",
+        "base": "diagonal Gaussian fitted to train data, std x1.5, at least 2 sigma_min",
     }
 
 
@@ -145,8 +145,8 @@ def log_likelihood(
 ) -> dict[str, Any]:
     """Test-set NLL (nats, bits/dim) of a model on flat-able tensor data, bracketed by forward and reverse AIS.
 
-    AIS runs HMC from a diagonal Gaussian fitted to the training data (std widened 1.5×) to the
-    model; a noise-conditional model is evaluated at the smallest training σ, i.e. as the density of
+    AIS runs HMC from a diagonal Gaussian fitted to the training data (std widened 1.5×, at least 2σ
+    for a noise-conditional model) to the model; a noise-conditional model is evaluated at the smallest training σ, i.e. as the density of
     data blurred by that σ. Forward AIS bounds log Z, hence the NLL, from below (``nll_lower``:
     optimistic); reverse AIS (:func:`~hebm_core.samplers.bdmc.bdmc`) along the same path gives
     ``nll_upper``, an upper bound only when its chains start from exact samples of the model
@@ -165,10 +165,12 @@ def log_likelihood(
     device = next(model.parameters(), torch.empty(0)).device
     shape = train.shape[1:]
     flat = train.flatten(1).double()
-    std = (flat.std(0) * 1.5).clamp_min(1e-3)
-    base = GaussianEnergy(flat.mean(0), torch.diag(std.pow(-2))).to(device).float()
     sigmas = exp.training_sigmas
     sigma = float(sigmas[-1]) if sigmas is not None and getattr(model, "noise_conditional", False) else None
+    # the base covers the data blurred by σ: a near-constant coordinate (an image's blank border)
+    # still spreads by σ under the model, and a base narrower than that starves AIS of overlap
+    std = (flat.std(0) * 1.5).clamp_min(max(1e-3, 2 * (sigma or 0.0)))
+    base = GaussianEnergy(flat.mean(0), torch.diag(std.pow(-2))).to(device).float()
     how = _reverse_start(model, reverse, sigma)
 
     def energy(x: Tensor, sig: Tensor | None = None) -> Tensor:
