@@ -223,3 +223,15 @@ def test_time_draws_are_importance_weighted(floor):
     if floor:  # the mixture's estimate of this integral has a far smaller spread than uniform draws'
         u = torch.rand(400_000, dtype=torch.float64) * 2.0
         assert float((inv_p / (t + 0.05)).std()) < 0.5 * float((2.0 / (u + 0.05)).std())
+
+
+def test_a_stiff_weight_solve_falls_back_to_rk4_and_is_counted():
+    """An adaptive solve that needs more than ``max_steps`` steps is re-solved with rk4 and reported."""
+    torch.manual_seed(0)
+    run = train_edg(gauss_u, 2, EDGOptions(**SMALL), small_train(3))
+    opts = WeightOptions(n_samples=16, chunk=8, rtol=1e-9, atol=1e-9, max_steps=2, ode_steps=8)
+    ws = draw_weighted(run.model, opts)
+    assert ws.summary["fallback_rows"] == 16 and bool(torch.isfinite(ws.log_w).all())
+    torch.manual_seed(1)
+    rk4 = draw_weighted(run.model, WeightOptions(n_samples=16, chunk=8, method="rk4", ode_steps=8))
+    assert rk4.summary["fallback_rows"] == 0

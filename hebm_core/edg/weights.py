@@ -55,8 +55,11 @@ def _max_norm(v: Tensor | tuple[Tensor, ...]) -> Tensor:
     return v.abs().max()
 
 
-def encoder_log_density(model: EDG, z0: Tensor, x: Tensor, options: WeightOptions | None = None) -> Tensor:
-    """``log p_E(z₀ | x)`` per row from the probability-flow ODE (no gradient flows out)."""
+def encoder_log_density(
+    model: EDG, z0: Tensor, x: Tensor, options: WeightOptions | None = None, stats: dict[str, int] | None = None
+) -> Tensor:
+    """``log p_E(z₀ | x)`` per row from the probability-flow ODE (no gradient flows out); ``stats`` counts
+    ``fallback_rows``, rows of a chunk whose adaptive solve exceeded ``max_steps`` (solved again with rk4)."""
     o = options or WeightOptions()
     sched = model.schedule
 
@@ -71,14 +74,23 @@ def encoder_log_density(model: EDG, z0: Tensor, x: Tensor, options: WeightOption
         f = -b[:, None] * (z + s.detach())
         return f, -b * (model.latent_dim + div_s.detach())
 
-    kw: dict[str, Any] = {"method": o.method}
+    fixed = {"options": {"step_size": sched.horizon / o.ode_steps}}
     if o.method in FIXED_STEP:
-        kw["options"] = {"step_size": sched.horizon / o.ode_steps}
+        kw: dict[str, Any] = {"method": o.method, **fixed}
     else:  # the max norm: torchdiffeq's default RMS over the batch would let a few stiff rows' errors pass
-        kw.update(rtol=o.rtol, atol=o.atol, options={"norm": _max_norm})
+        kw = {"method": o.method, "rtol": o.rtol, "atol": o.atol}
+        kw["options"] = {"norm": _max_norm, "max_num_steps": o.max_steps}
     times = torch.tensor([0.0, sched.horizon], dtype=z0.dtype, device=z0.device)
+    start = (z0, torch.zeros(z0.shape[0], dtype=z0.dtype, device=z0.device))
     with torch.no_grad():
-        zs, divs = _odeint()(drift, (z0, torch.zeros(z0.shape[0], dtype=z0.dtype, device=z0.device)), times, **kw)
+        try:
+            zs, divs = _odeint()(drift, start, times, **kw)
+        except AssertionError as exc:  # torchdiffeq's step limit: a score too stiff for the tolerance
+            if "max_num_steps" not in str(exc):
+                raise
+            if stats is not None:
+                stats["fallback_rows"] = stats.get("fallback_rows", 0) + z0.shape[0]
+            zs, divs = _odeint()(drift, start, times, method="rk4", **fixed)
     return model.log_prior(zs[-1]) + divs[-1]
 
 
@@ -140,6 +152,7 @@ def draw_weighted(model: EDG, options: WeightOptions | None = None, log_z: float
     t0 = time.perf_counter()
     xs, zs, lws, bases = [], [], [], []
     sample_evals = weight_evals = 0
+    fallback: dict[str, int] = {}
     model.counter.take()
     for start in range(0, o.n_samples, o.chunk):
         n = min(o.chunk, o.n_samples - start)
@@ -147,7 +160,7 @@ def draw_weighted(model: EDG, options: WeightOptions | None = None, log_z: float
             z0, x, log_pd = model.generate(n)
             u = model.target_energy(x)
         sample_evals += model.counter.take()
-        log_pe = encoder_log_density(model, z0, x, o)
+        log_pe = encoder_log_density(model, z0, x, o, fallback)
         weight_evals += model.counter.take()
         lws.append(-u - model.log_prior(z0) - log_pd + log_pe)
         bases.append(-u - model.log_prior(z0) - log_pd)
@@ -159,6 +172,8 @@ def draw_weighted(model: EDG, options: WeightOptions | None = None, log_z: float
     _check_finite(x, log_w)
     ws = WeightedSamples(x, log_w, z, sample_evals, weight_evals, time.perf_counter() - t0)
     ws.summary = {**summarise_log_weights(log_w, log_z), "refined": refined, "refine_max_change": change}
+    # rows whose adaptive solve hit weights.max_steps, solved again with rk4 at weights.ode_steps
+    ws.summary["fallback_rows"] = fallback.get("fallback_rows", 0)
     return ws
 
 
@@ -178,9 +193,12 @@ def _refine(model: EDG, x: Tensor, z: Tensor, log_w: Tensor, base: Tensor, o: We
         idx = top[~done[top] & torch.isfinite(key[top])]
         if not len(idx):
             break
+        stats: dict[str, int] = {}
         try:
-            new = base[idx] + encoder_log_density(model, z[idx], x[idx], tight)
+            new = base[idx] + encoder_log_density(model, z[idx], x[idx], tight, stats)
         except AssertionError:  # torchdiffeq's step-size underflow: keep the first solve's values
+            break
+        if stats:  # the tight solve hit its step limit: the first solve's values stand
             break
         diff = (new - log_w[idx]).abs()
         change = max(change, float(torch.nan_to_num(diff, nan=math.inf).max()))
