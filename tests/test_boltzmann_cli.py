@@ -169,3 +169,12 @@ def test_sample_checkpoint_with_edg(toy_run, tmp_path):
     stats = report["sampling"]["stats"]
     assert report["sampling"]["sampler"] == "edg" and 0 < stats["ress"] <= 1
     assert stats["train_evals"] > 0 and stats["train_evals"] % (5 * 32) == 0  # 5 steps of 32 latents
+
+
+def test_untrustworthy_weights_are_flagged():
+    from hebm_core.cli.boltzmann import _weights_warning
+
+    assert _weights_warning({"ress": 0.4, "fallback_rows": 0, "n": 100}) is None
+    stiff = _weights_warning({"ress": 0.4, "fallback_rows": 100, "n": 100})
+    assert stiff is not None and "100 of 100 weights" in stiff
+    assert "rESS 0.0005" in _weights_warning({"ress": 0.0005, "fallback_rows": 0, "n": 100})

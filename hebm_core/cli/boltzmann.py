@@ -157,7 +157,11 @@ def run_edg(target: Target, sections: dict[str, dict], args: argparse.Namespace,
     weights = {"n_samples": args.n, **sections["weights"]}
     t0 = time.perf_counter()
     options, config = EDGOptions.from_dict(sections["edg"]), edg_train_config(train)
-    trained = train_edg(target.energy, target.dim, options, config, out / "edg", scale=target.scale)
+    loc, scale = None, target.scale
+    if target.init is not None:  # the generator starts where the chains do (LJ-13: around a lattice)
+        starts = target.init(256, torch.Generator().manual_seed(args.seed))
+        loc, scale = starts.mean(0), min(scale, max(float(starts.std(0).mean()), 1e-3))
+    trained = train_edg(target.energy, target.dim, options, config, out / "edg", scale=scale, loc=loc)
     torch.manual_seed(args.seed + 1)
     ws = draw_weighted(trained.model, WeightOptions.from_dict(weights), log_z=target.log_z)
     return {
@@ -172,8 +176,22 @@ def run_edg(target: Target, sections: dict[str, dict], args: argparse.Namespace,
         "train_seconds": trained.summary.get("wall_time_s"),
         "final_loss": trained.summary.get("final_metrics", {}).get("loss"),
         "weights": ws.summary,
+        **({"warning": _weights_warning(ws.summary)} if _weights_warning(ws.summary) else {}),
         "options": {"edg": options.to_dict(), "train": config.to_dict(), "weights": weights},
     }
+
+
+def _weights_warning(summary: dict[str, Any]) -> str | None:
+    """Why EDG's weights should not be trusted, if they should not: stiff ODE rows, or a collapsed rESS."""
+    notes = []
+    if summary.get("fallback_rows"):
+        notes.append(
+            f"{summary['fallback_rows']} of {summary['n']} weights come from the fixed-step fallback after the "
+            "adaptive solver's step limit (a stiff encoder score: undertrained), so they may be far off"
+        )
+    if summary.get("ress", 1.0) < 0.01:
+        notes.append(f"rESS {summary['ress']:.2g}: a few weights dominate, reweighted figures are unreliable")
+    return "; ".join(notes) or None
 
 
 def _sections(assignments: list[str] | None) -> dict[str, dict]:
@@ -301,6 +319,8 @@ def _print(report: dict[str, Any], out: Path) -> None:
             extra = f", log Z {fmt(row['log_z'])}{upper}"
         mmd = fmt(m["mmd_anice"]) if "mmd_anice" in m else "-"
         say(f"  {name:5s} evals {row['evals']:>10d}  {fmt(row['seconds'])} s  MMD(A-NICE-MC) {mmd}{extra}")
+        if "warning" in row:
+            say(f"        warning: {row['warning']}")
     say(f"wrote {out / 'report.json'}")
 
 
@@ -326,8 +346,11 @@ def _picture(target: Target, results: dict[str, dict[str, Any]], path: Path) -> 
         ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.4)
         ax.set_title(f"{name} ({res['evals']} evals)")
     if "edg" in results:
-        axes[0][-1].hist(results["edg"]["log_w"].numpy(), bins=50)
-        axes[0][-1].set_title("EDG log weights")
+        lw = results["edg"]["log_w"].double()
+        finite = lw[torch.isfinite(lw)]
+        axes[0][-1].hist(finite.numpy(), bins=50)
+        dropped = lw.numel() - finite.numel()
+        axes[0][-1].set_title("EDG log weights" + (f" ({dropped} not finite, left out)" if dropped else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

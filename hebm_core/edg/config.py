@@ -73,11 +73,11 @@ class WeightOptions(Options):
         100, "an integer in [1, 1e6]", lambda v: 1 <= v <= 10**6, "steps of fixed-step solvers (rk4, euler, midpoint)"
     )
     max_steps: int = option(
-        500,
+        100,
         "an integer in [1, 1e7]",
         lambda v: 1 <= v <= 10**7,
-        "adaptive solvers: more steps than this on a chunk (a stiff score) re-solves it with rk4 at ode_steps, "
-        "counted in the report's fallback_rows",
+        "adaptive solvers: more steps than this on a chunk (a stiff score; a trained generator needs ~20) "
+        "re-solves it with rk4 at ode_steps, counted in the report's fallback_rows",
     )
     exact_divergence: bool = option(
         True, None, None, "exact trace of the Jacobian (one backward pass per latent dim); false: Hutchinson"

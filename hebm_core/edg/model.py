@@ -52,8 +52,9 @@ class ScoreNet(nn.Module):
 
 class EDG(EnergyModel):
     """EDG for a target energy ``U`` (any callable ``(x, sigma) -> [B]``, e.g. an :class:`EnergyModel`)
-    on flat vectors of size ``dim``; ``scale`` is the target's rough spread; ``sigma`` is passed to
-    ``U`` (a noise-conditional model's smallest σ, else ``None``)."""
+        on flat vectors of size ``dim``; ``scale`` is the target's rough spread; ``sigma`` is passed to
+        ``U`` (a noise-conditional model's smallest σ, else ``None``); ``loc`` the generator's initial centre
+    (default 0)."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class EDG(EnergyModel):
         options: EDGOptions | None = None,
         scale: float = 1.0,
         sigma: float | None = None,
+        loc: Tensor | None = None,
     ) -> None:
         super().__init__()
         o = options or EDGOptions()
@@ -75,6 +77,9 @@ class EDG(EnergyModel):
             dim, self.latent_dim, o.ghd_steps, o.step_size, o.final_std, o.grad_clip, o.hidden, o.depth, scale
         )
         self.encoder = ScoreNet(self.latent_dim, dim, o.score_hidden, o.score_depth)
+        if loc is not None:  # where the generator starts (e.g. a crystal lattice), trainable from there
+            with torch.no_grad():
+                self.decoder.loc.copy_(loc.reshape(dim))
 
     # -- the target --------------------------------------------------------------------------
     @property

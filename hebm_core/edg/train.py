@@ -66,16 +66,18 @@ def train_edg(
     sigma: float | None = None,
     resume: bool | str | Path = False,
     spec: dict | None = None,
+    loc: torch.Tensor | None = None,
 ) -> EDGRun:
     """Train an EDG for ``energy`` (``U``, on ``[B, dim]``) and return it with the trainer's summary.
 
     ``train.batch_size`` latents per step; ``out_dir`` gets ``checkpoint.pt`` and ``metrics.csv``;
-    ``resume`` continues from the checkpoint there (or the one named) exactly.
+    ``resume`` continues from the checkpoint there (or the one named) exactly; ``scale`` and ``loc`` are
+    the generator's initial spread and centre.
     """
     options = options or EDGOptions()
     train = train or TrainConfig()
     torch.manual_seed(train.seed)  # the networks' initial weights (the trainer then seeds the steps)
-    model = EDG(frozen(energy), dim, options, scale=scale, sigma=sigma)
+    model = EDG(frozen(energy), dim, options, scale=scale, sigma=sigma, loc=loc)
     objective = EDGLoss(options.time_samples)
     data = torch.zeros(train.batch_size, 1)
     trainer = Trainer(model, objective, data, train, out_dir=out_dir, spec=spec)

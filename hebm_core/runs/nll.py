@@ -146,7 +146,8 @@ def log_likelihood(
     """Test-set NLL (nats, bits/dim) of a model on flat-able tensor data, bracketed by forward and reverse AIS.
 
     AIS runs HMC from a diagonal Gaussian fitted to the training data (std widened 1.5×, at least 2σ
-    for a noise-conditional model) to the model; a noise-conditional model is evaluated at the smallest training σ, i.e. as the density of
+    for a noise-conditional model) to the model; a noise-conditional model is evaluated at the smallest
+    training σ, i.e. as the density of
     data blurred by that σ. Forward AIS bounds log Z, hence the NLL, from below (``nll_lower``:
     optimistic); reverse AIS (:func:`~hebm_core.samplers.bdmc.bdmc`) along the same path gives
     ``nll_upper``, an upper bound only when its chains start from exact samples of the model

@@ -17,8 +17,10 @@ if [ "${#TARGETS[@]}" -eq 0 ]; then
     if [ -n "${HEBM_BLR_DATA:-}" ]; then TARGETS+=(blr_heart); fi
 fi
 for t in "${TARGETS[@]}"; do
+    own=()  # LJ-13: the generator's kicks must be small where overlapping particles make ∇U huge
+    if [ "$t" = lj13 ]; then own=(--set edg.step_size=0.002 --set edg.grad_clip=100); fi
     # shellcheck disable=SC2086  # the extra options are words on purpose
-    .venv/bin/hebm boltzmann --target "$t" --steps 1000 --out "runs/boltzmann/$t" ${HEBM_BOLTZMANN_ARGS:-}
+    .venv/bin/hebm boltzmann --target "$t" --steps 1000 --out "runs/boltzmann/$t" "${own[@]}" ${HEBM_BOLTZMANN_ARGS:-}
     cp "runs/boltzmann/$t/report.json" "$OUT/$t.json"
     if [ -f "runs/boltzmann/$t/samples.png" ]; then cp "runs/boltzmann/$t/samples.png" "$OUT/$t.png"; fi
 done
