@@ -23,16 +23,19 @@ def _fmt(v: Any) -> str:
 
 
 def _row(report: dict[str, Any], name: str, row: dict[str, Any]) -> list[str]:
-    m = row.get("metrics_reweighted") or row.get("metrics", {})
+    raw, m = row.get("metrics", {}), row.get("metrics_reweighted") or row.get("metrics", {})
     own = next((f"{k} {_fmt(m[k])}" for k in OWN if k in m), "—")
+    mmd = _fmt(m.get("mmd_anice"))
+    if "metrics_reweighted" in row:  # the unweighted draw too: weights that went wrong show here
+        mmd = f"{_fmt(raw.get('mmd_anice'))} / {mmd}"
     w = row.get("weights", {})
     log_z = w.get("log_z", row.get("log_z"))
     upper = row.get("log_z_upper")
     return [
         report["target"],
-        name + (" (reweighted)" if "metrics_reweighted" in row else ""),
+        name,
         _fmt(row.get("evals")),
-        _fmt(m.get("mmd_anice")),
+        mmd,
         _fmt(m.get("w2")),
         own,
         _fmt(log_z) + (f" … {_fmt(upper)}" if upper is not None else ""),
@@ -43,8 +46,10 @@ def _row(report: dict[str, Any], name: str, row: dict[str, Any]) -> list[str]:
 
 
 def table(paths: list[Path]) -> str:
-    """Markdown for the reports at ``paths``."""
-    head = ["target", "sampler", "evals", "MMD (A-NICE-MC)", "W2", "own metric", "log Z", "true", "rESS", "s"]
+    """Markdown for the reports at ``paths``; weighted rows (EDG, AIS) show the reweighted metrics, and
+    the MMD of the unweighted draw next to the reweighted one."""
+    mmd = "MMD (A-NICE-MC; raw / reweighted)"
+    head = ["target", "sampler", "evals", mmd, "W2", "own metric", "log Z", "true", "rESS", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in paths:
         report = json.loads(Path(p).read_text())

@@ -197,7 +197,7 @@ def test_summary_table_has_a_row_per_sampler(tmp_path):
         "target": "mog2",
         "log_z_true": 0.0,
         "samplers": {
-            "edg": {"evals": 10, "seconds": 1.0, "weights": {"ress": 0.5, "log_z": -0.1}, "metrics": {},
+            "edg": {"evals": 10, "seconds": 1.0, "weights": {"ress": 0.5, "log_z": -0.1}, "metrics": {"mmd_anice": 0.2},
                     "metrics_reweighted": {"mmd_anice": 0.01, "mode_weight_error": 0.02}},
             "ais": {"evals": 9, "seconds": 0.5, "log_z": -0.2, "log_z_upper": 0.1, "metrics": {"mmd_anice": 0.03}},
         },
@@ -206,5 +206,5 @@ def test_summary_table_has_a_row_per_sampler(tmp_path):
     path.write_text(__import__("json").dumps(report))
     lines = table([path]).splitlines()
     assert len(lines) == 4
-    assert "edg (reweighted)" in lines[2] and "mode_weight_error 0.02" in lines[2] and "0.5" in lines[2]
+    assert "| edg |" in lines[2] and "0.2 / 0.01" in lines[2] and "mode_weight_error 0.02" in lines[2]
     assert "-0.2 … 0.1" in lines[3]
