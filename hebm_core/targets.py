@@ -87,8 +87,7 @@ def checkpoint_target(path: str | Path, device: str = "cpu") -> Target:
     if len(leaves) != 1 or leaves[0].dim() != 2 or not isinstance(data, Tensor):
         raise ConfigError(f"{path}: a checkpoint target needs flat [B, dim] samples; this run's are structured")
     dim = int(leaves[0].shape[1])
-    sigmas = exp.training_sigmas
-    sigma = float(sigmas[-1]) if model.noise_conditional and sigmas is not None else None
+    sigma = exp.density_sigma
     model = frozen(model)
     data = data.to(device).float()
 

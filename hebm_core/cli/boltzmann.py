@@ -176,7 +176,7 @@ def run_edg(target: Target, sections: dict[str, dict], args: argparse.Namespace,
         "train_seconds": trained.summary.get("wall_time_s"),
         "final_loss": trained.summary.get("final_metrics", {}).get("loss"),
         "weights": ws.summary,
-        **({"warning": _weights_warning(ws.summary)} if _weights_warning(ws.summary) else {}),
+        **({"warning": warning} if (warning := _weights_warning(ws.summary)) else {}),
         "options": {"edg": options.to_dict(), "train": config.to_dict(), "weights": weights},
     }
 

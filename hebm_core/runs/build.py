@@ -61,6 +61,13 @@ class Experiment:
             return None
         return s.detach().double().flatten().sort(descending=True).values.cpu()
 
+    @property
+    def density_sigma(self) -> float | None:
+        """The noise level at which a noise-conditional model is read as a density (its smallest training
+        σ: the NLL, a checkpoint as a sampling target); ``None`` for a model without noise levels."""
+        sigmas = self.training_sigmas
+        return float(sigmas[-1]) if sigmas is not None and getattr(self.model, "noise_conditional", False) else None
+
 
 # --------------------------------------------------------------------------- factories
 def _accepted(factory: Callable[..., Any]) -> set[str] | None:

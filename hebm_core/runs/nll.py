@@ -166,8 +166,7 @@ def log_likelihood(
     device = next(model.parameters(), torch.empty(0)).device
     shape = train.shape[1:]
     flat = train.flatten(1).double()
-    sigmas = exp.training_sigmas
-    sigma = float(sigmas[-1]) if sigmas is not None and getattr(model, "noise_conditional", False) else None
+    sigma = exp.density_sigma
     # the base covers the data blurred by σ: a near-constant coordinate (an image's blank border)
     # still spreads by σ under the model, and a base narrower than that starves AIS of overlap
     std = (flat.std(0) * 1.5).clamp_min(max(1e-3, 2 * (sigma or 0.0)))
