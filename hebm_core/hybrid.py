@@ -173,9 +173,23 @@ class HybridEnergy(EnergyModel):
     def describe(self) -> dict[str, Any]:
         return {"eta": self.eta_report()}
 
-    def eta_vector(self) -> Tensor:
-        """Every component of η in statistic order, as one CPU vector (in η's own dtype)."""
-        return torch.cat([self.eta[self._key(s.name)].detach().cpu() for s in self.statistics])
+    def eta_vector(self, table: Mapping[str, float | list[float]] | None = None) -> Tensor:
+        """Every component of η in statistic order, as one CPU vector (in η's own dtype); with
+        ``table`` (``{statistic: value or [values]}``, as :meth:`eta_report` writes it), those values
+        instead of the model's for the statistics it names (a ``ValueError`` for a misfit)."""
+        table = dict(table or {})
+        unknown = sorted(set(table) - {s.name for s in self.statistics})
+        if unknown:
+            raise ValueError(f"names {unknown}; the hybrid's statistics: {[s.name for s in self.statistics]}")
+        parts = []
+        for s in self.statistics:
+            current = self.eta[self._key(s.name)].detach().cpu()
+            value = table.get(s.name)
+            v = current if value is None else torch.tensor(value, dtype=current.dtype).reshape(-1)
+            if v.numel() != current.numel():
+                raise ValueError(f"{s.name!r}: {v.numel()} values for {current.numel()} components")
+            parts.append(v)
+        return torch.cat(parts)
 
     def eta_sizes(self) -> dict[str, int]:
         """Components per statistic, in order (the layout of :meth:`eta_vector`)."""

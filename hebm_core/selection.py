@@ -13,6 +13,14 @@ backward elimination on held-out data: the component whose removal costs the lea
 (the lower end of a bootstrap interval over model samples and held-out rows) is dropped while that
 cost is not significant; correlated components are therefore judged jointly, each by what it adds
 to the others. Self-contained like :mod:`hebm_core.calibration`: it sees statistics matrices only.
+
+Two kinds of component cannot be judged this way and are dropped first, each with its reason: one
+that is constant on the samples and the data (it carries nothing), and one whose data mean the
+reweighted samples cannot reach (the data's value lies outside what the model's samples cover, e.g.
+an element the network never generates): there the maximum-likelihood η does not exist, and the
+fitted η and "gain" grow without bound as the ridge shrinks. A component whose data sit on the edge
+of the samples' range (zero valency excess in valid molecules) is reachable: its tilt is the limit
+that conditions on that edge, with the finite gain −log P_θ(edge).
 """
 
 from __future__ import annotations
@@ -32,12 +40,15 @@ class SelectionOptions:
     """``alpha``: one-sided level of the bootstrap intervals, shared by the candidates (Bonferroni:
     each interval is at ``alpha / K``); ``min_gain``: nats per sample a kept
     component must add on held-out data (at the interval's lower end); ``n_boot`` resamples; ``ridge``
-    on the standardised η (keeps the fit finite where the data's mean lies outside the samples)."""
+    on the standardised η (keeps the fit finite where the data's mean lies outside the samples);
+    ``max_gap_sd``: a component whose standardised gap the fitted tilt leaves above this is
+    unreachable by reweighting and dropped."""
 
     alpha: float = 0.05
     min_gain: float = 1e-3
     n_boot: int = 100
     ridge: float = 1e-4
+    max_gap_sd: float = 0.05
     seed: int = 0
 
 
@@ -124,10 +135,12 @@ def select(
     o = options or SelectionOptions()
     g = torch.Generator().manual_seed(o.seed)
     model, fit, held = (t.double() for t in (model, fit, held))
-    scale = fit.std(0).clamp_min(1e-12)
-    centre = fit.mean(0)
-    zm, zf, zh = ((t - centre) / scale for t in (model, fit, held))
-    keep, rows = list(range(len(names))), {}
+    (zm, zf, zh), scale, constant = _standardise(model, fit, held)
+    rows: dict[int, dict[str, Any]] = {j: {"held_out_gain": None, "interval": None} for j in range(len(names))}
+    for j in torch.nonzero(constant).flatten().tolist():
+        rows[j].update(decision="drop", reason="constant on the model's samples and on the data: it carries nothing")
+    keep = [j for j in range(len(names)) if not constant[j]]
+    keep = _drop_unreachable(zm, zf.mean(0), keep, rows, o)
     level = o.alpha / max(len(names), 1)  # Bonferroni: every candidate is a test
     while keep:
         costs = _drop_costs(zm, zf.mean(0), zh.mean(0), keep, o.ridge)
@@ -147,17 +160,52 @@ def select(
     return _result(zm, zf, zh, scale, names, keep, rows, o)
 
 
+def _standardise(model: Tensor, fit: Tensor, held: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
+    """Centre on the data's mean and scale by the spread of model samples and data together (a
+    component constant in the data, like zero valency excess, still has the model's spread); a
+    component constant in both is flagged."""
+    pooled = torch.cat([model, fit])
+    scale = pooled.std(0)
+    constant = scale <= 1e-12 * pooled.abs().amax(0).clamp_min(1.0)
+    scale = torch.where(constant, torch.ones_like(scale), scale)
+    centre = fit.mean(0)
+    return [(t - centre) / scale for t in (model, fit, held)], scale, constant
+
+
+def _drop_unreachable(zm: Tensor, mean: Tensor, keep: list[int], rows: dict, o: SelectionOptions) -> list[int]:
+    """Drop, one at a time and worst first, the components whose gap the fitted tilt leaves above
+    ``o.max_gap_sd``: reweighting the model's samples cannot reach the data's mean there."""
+    keep = list(keep)
+    while keep:
+        eta = fit_tilt(zm[:, keep], mean[keep], o.ridge)
+        w = torch.softmax(zm[:, keep] @ eta, 0)
+        gaps = (w @ zm[:, keep] - mean[keep]).abs()
+        worst = int(torch.argmax(gaps))
+        if float(gaps[worst]) <= o.max_gap_sd:
+            return keep
+        j = keep.pop(worst)
+        rows[j].update(
+            decision="drop",
+            unreachable=True,
+            reason=f"the reweighted samples cannot reach the data's mean (gap {float(gaps[worst]):.3g} sd after "
+            "the fit): the data's value lies outside what the model's samples cover, so η and the gain would "
+            "grow without bound; a hybrid calibrated on fresh chains may still use it, reweighting cannot judge it",
+        )
+    return keep
+
+
 def _result(zm, zf, zh, scale, names, keep, rows, o) -> SelectionResult:
     eta_z = fit_tilt(zm[:, keep], zf.mean(0)[keep], o.ridge)
     w = torch.softmax(zm[:, keep] @ eta_z, 0) if keep else torch.full((len(zm),), 1.0 / len(zm), dtype=zm.dtype)
     after = (w @ zm - zf.mean(0)).abs()
     before = (zm.mean(0) - zf.mean(0)).abs()
     eta = {names[j]: float(e / scale[j]) for j, e in zip(keep, eta_z)}
+    eta_sd = {names[j]: float(e) for j, e in zip(keep, eta_z)}
     components = []
     for j, name in enumerate(names):
         row = {"name": name, "gap_before_sd": float(before[j]), "gap_after_sd": float(after[j]), **rows[j]}
         if j in keep:
-            row.update(decision="keep", eta=eta[name], reason="its held-out gain is significant")
+            row.update(decision="keep", eta=eta[name], eta_sd=eta_sd[name], reason="its held-out gain is significant")
         components.append(row)
     summary = {
         "predicted_gain_nats": float(tilt_gain(eta_z, zm[:, keep], zf.mean(0)[keep])) if keep else 0.0,
@@ -166,6 +214,13 @@ def _result(zm, zf, zh, scale, names, keep, rows, o) -> SelectionResult:
         "n_model_samples": len(zm),
         "n_fit": len(zf),
         "n_held_out": len(zh),
-        "options": {"alpha": o.alpha, "min_gain": o.min_gain, "n_boot": o.n_boot, "ridge": o.ridge, "seed": o.seed},
+        "options": {
+            "alpha": o.alpha,
+            "min_gain": o.min_gain,
+            "n_boot": o.n_boot,
+            "ridge": o.ridge,
+            "max_gap_sd": o.max_gap_sd,
+            "seed": o.seed,
+        },
     }
     return SelectionResult([names[j] for j in keep], eta, components, summary)

@@ -62,6 +62,28 @@ class FunctionStatistic(Statistic):
         return self.fn(x)
 
 
+class Components(Statistic):
+    """Some named components of a statistic, in the order given: ``components = ["C", "N"]`` on any
+    statistic entry whose factory does not take that option itself (the name stays the base's)."""
+
+    def __init__(self, base: Statistic, names: Sequence[str]) -> None:
+        known = list(base.component_names or [])
+        if isinstance(names, str) or not names or [n for n in names if n not in known]:
+            raise ValueError(
+                f"components must be a non-empty list of {base.name!r}'s components {known}, got {names!r}"
+            )
+        self.base, self.name = base, base.name
+        self.index = [known.index(n) for n in names]
+        self.component_names = tuple(names)
+        self.dim = len(self.index)
+
+    def compute(self, x: Sample) -> Tensor:
+        return self.base(x)[:, self.index]
+
+    def __repr__(self) -> str:
+        return f"Components({self.base!r}, {list(self.component_names)!r})"
+
+
 class Moments(Statistic):
     """``[T, T², …, T^m]`` of a statistic ``T``: its components and their powers up to ``orders``.
 

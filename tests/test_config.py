@@ -207,3 +207,16 @@ def test_a_report_config_reads_back_through_json(registry):
     assert cfg.hybrid.calibrate_max_kl is None  # TOML's inf means no bound, stored as null
     text = json.dumps(jsonable(cfg.to_dict()), allow_nan=False)
     assert RunConfig.from_dict(json.loads(text), registry) == cfg
+
+
+def test_toml_value_is_read_back_by_set_and_by_a_config_file():
+    """What select-statistics prints (``statistics = …``) must paste into a config or a --set."""
+    import tomllib
+
+    from hebm_core.config import parse_assignment, toml_value
+
+    value = [{"name": "valency", "components": ["excess", "bonds"]}, "elements", {"name": "a b", "t": {"N": 2.0}}]
+    value.append({"name": "x", "flag": True, "n": 3, "big": 1e300, "tiny": -2.5e-12, "quote": 'say "hi"\n'})
+    text = toml_value(value)
+    assert parse_assignment(f"statistics={text}")["statistics"] == value
+    assert tomllib.loads(f"statistics = {text}")["statistics"] == value

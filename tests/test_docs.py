@@ -34,7 +34,7 @@ def test_readme_example_runs(capsys):
     assert "radius" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("plugin, index", [("toy", 0), ("mol", 1), ("pointcloud", 2)])
+@pytest.mark.parametrize("plugin, index", [("toy", 0), ("mol", 1), ("pointcloud", 2), ("image", 3)])
 def test_statistic_snippets_fit_their_domain(plugin, index):
     namespace: dict = {}
     exec(compile(blocks(ROOT / "docs" / "statistics.md")[index], "statistics.md", "exec"), namespace)

@@ -77,3 +77,66 @@ def test_select_statistics_through_the_cli(tmp_path, capsys):
     again = tmp_path / "again"
     assert main([*argv, "--out", str(again), "--checkpoint", str(out / "vanilla" / "checkpoint.pt")]) == 0
     assert json.loads((again / "selection.json").read_text())["components"] == rep["components"]
+
+
+def test_selection_drops_an_unreachable_component_and_keeps_an_edge_constraint():
+    """Three components on exact samples: the radius (informative, as above); an 'element' the model
+    never makes (T = 0 on every model sample, 5 % of the data): the tilt cannot reach it, so it is
+    dropped as unreachable instead of reported with a ridge-sized gain; and an 'excess' that is 0 on
+    every data row and on 30 % of model samples: conditioning on the edge is a tilt with the finite
+    gain −log 0.3, so it is kept."""
+    g = torch.Generator().manual_seed(0)
+    data = tilted_radius(5000, 1.5, g)
+    model = torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    element_data = (torch.rand(5000, generator=g, dtype=torch.float64) < 0.05).double()
+    excess_model = torch.where(
+        torch.rand(4000, generator=g, dtype=torch.float64) < 0.3, 0.0, 1.0 + torch.rand(4000, generator=g)
+    )
+
+    def stats(x, element, excess):
+        return torch.stack([x.norm(dim=1), element, excess], 1)
+
+    data_t = stats(data, element_data, torch.zeros(5000, dtype=torch.float64))
+    model_t = stats(model, torch.zeros(4000, dtype=torch.float64), excess_model.double())
+    res = select(model_t, data_t[:3500], data_t[3500:], ["radius", "element", "excess"], SelectionOptions(n_boot=40))
+    rows = {c["name"]: c for c in res.components}
+    assert rows["element"]["decision"] == "drop" and rows["element"]["unreachable"], rows["element"]
+    assert rows["element"]["held_out_gain"] is None and "cannot reach" in rows["element"]["reason"]
+    assert res.kept == ["radius", "excess"] and abs(res.eta["radius"] - 1.5) < 0.25
+    assert rows["excess"]["gap_after_sd"] < 0.05 and res.eta["excess"] < -5
+    # the gain of the pair is the radius tilt's KL plus −log 0.3 for conditioning on zero excess
+    alone = select(model_t[:, :1], data_t[:3500, :1], data_t[3500:, :1], ["radius"], SelectionOptions(n_boot=40))
+    extra = res.summary["predicted_gain_nats"] - alone.summary["predicted_gain_nats"]
+    assert -math.log(0.3) - 0.15 < extra <= -math.log(0.3) + 0.05, extra
+
+
+def test_selection_drops_a_component_constant_everywhere():
+    g = torch.Generator().manual_seed(1)
+    model, data = torch.randn(500, 1, generator=g), 0.5 + torch.randn(600, 1, generator=g)
+    res = select(torch.cat([model, torch.ones(500, 1)], 1), torch.cat([data, torch.ones(600, 1)], 1)[:400],
+                 torch.cat([data, torch.ones(600, 1)], 1)[400:], ["x", "one"], SelectionOptions(n_boot=30))  # fmt: skip
+    rows = {c["name"]: c for c in res.components}
+    assert rows["one"]["decision"] == "drop" and "constant" in rows["one"]["reason"]
+    assert res.kept == ["x"] and abs(res.eta["x"] - 0.5) < 0.2
+
+
+def test_the_selection_eta_starts_the_calibration(tmp_path, capsys):
+    """select-statistics writes the tilt's η as ``eta_start``; ``[hybrid] calibrate_start`` makes the
+    calibration's round 0 measure there instead of at the model's η (0 for a frozen-η hybrid)."""
+    sel = tmp_path / "sel"
+    argv = ["select-statistics", "--statistic", "radius", "--steps", "200", "--set", "data.n=2000"]
+    argv += ["--set", "sampler.n_samples=800", "--set", "sampler.steps_per_sigma=20", "--out", str(sel)]
+    assert main(argv) == 0
+    rep = json.loads((sel / "selection.json").read_text())
+    start = rep["eta_start"]
+    assert set(start) == {"radius"} and start["radius"] == pytest.approx(rep["eta"]["radius"])
+    run = tmp_path / "run"
+    argv = ["run", "--statistic", "radius", "--steps", "200", "--set", "data.n=2000", "--set", "train.eta_lr=0"]
+    argv += ["--set", "sampler.n_samples=400", "--set", "sampler.steps_per_sigma=20", "--out", str(run)]
+    argv += ["--set", f"hybrid.calibrate_start={rep['eta_start_toml']}", "--set", "hybrid.calibrate_rounds=1"]
+    assert main(argv) == 0
+    history = json.loads((run / "report.json").read_text())["training"]["eta_calibration"]
+    assert history[0]["eta"]["radius"] == pytest.approx(start["radius"], rel=1e-6)
+    capsys.readouterr()
+    assert main([*argv[:-4], "--set", "hybrid.calibrate_start={nope = 1.0}", "--set", "hybrid.calibrate_rounds=1"]) == 2
+    assert "calibrate_start names ['nope']" in capsys.readouterr().err

@@ -43,6 +43,7 @@ def print_report(rep: dict[str, Any]) -> None:
     other = {k: v for k, v in (rep.get("metrics") or {}).items() if "/" not in k}
     if other:
         say("metrics: " + ", ".join(f"{k}={fmt(v)}" for k, v in other.items()))
+    _print_targets(rep.get("metrics") or {})
     ll = rep.get("log_likelihood")
     if ll:
         _print_nll(ll)
@@ -50,6 +51,19 @@ def print_report(rep: dict[str, Any]) -> None:
         say(f"note: {note}")
     for f in rep.get("files", []):
         say(f"wrote {f}")
+
+
+def _print_targets(metrics: dict[str, Any], prefix: str = "") -> None:
+    """One line per targeted component: the asked mean, the samples' (± se) and the hit rate."""
+    for key, value in metrics.items():
+        if not key.startswith("target/"):
+            continue
+        c = key.split("/", 1)[1]
+        hit = metrics.get(f"target_hit/{c}")
+        say(
+            f"{prefix}target {c}: {fmt(value)} -> {fmt(metrics[f'target_model/{c}'])} ± "
+            f"{fmt(metrics[f'target_model_se/{c}'])}" + ("" if hit is None else f" (hit {fmt(hit)})")
+        )
 
 
 def _print_diagnostics(dg: dict[str, Any]) -> None:
@@ -91,6 +105,7 @@ def print_compare(res: dict[str, Any], prefix: str = "") -> None:
     for k, d in res.get("metrics", {}).items():
         if "/" not in k:
             say(f"{prefix}{k}: vanilla {fmt(d['vanilla'])} -> hybrid {fmt(d['hybrid'])}")
+    _print_targets({k: d["hybrid"] for k, d in res.get("metrics", {}).items() if k.startswith("target")}, prefix)
     if res.get("eta"):
         say(f"{prefix}eta (hybrid): " + ", ".join(f"{k}={fmt(v)}" for k, v in res["eta"].items()))
 

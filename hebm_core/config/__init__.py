@@ -11,6 +11,7 @@ from hebm_core.config.files import (
     load_toml,
     merge,
     parse_assignment,
+    toml_value,
 )
 from hebm_core.config.schema import (
     Entry,
@@ -46,5 +47,6 @@ __all__ = [
     "load_toml",
     "merge",
     "parse_assignment",
+    "toml_value",
     "resolve_config",
 ]

@@ -20,6 +20,8 @@ whole (the old options belonged to the old factory) and lists are replaced, neve
 from __future__ import annotations
 
 import copy
+import json
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +36,7 @@ __all__ = [
     "load_toml",
     "merge",
     "parse_assignment",
+    "toml_value",
     "cli_overrides",
     "check_structure",
     "entry",
@@ -86,6 +89,27 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML inline value (what ``--set KEY=…`` and a config file read back):
+    strings quoted, lists in brackets, tables as ``{key = value}``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def _toml_key(key: Any) -> str:
+    text = str(key)
+    return text if text and all(c.isalnum() or c in "-_" for c in text) else json.dumps(text)
 
 
 def parse_assignment(text: str) -> dict[str, Any]:

@@ -12,7 +12,12 @@ __all__ = ["reference_rows", "reference_table"]
 
 _TOP = [
     ("plugin", DEFAULT_PLUGIN, "the plugin whose datasets, models and statistics the run uses"),
-    ("statistics", [], "the hybrid's statistics: names or tables {name, options…, moments, sigma_power}; [] = vanilla"),
+    (
+        "statistics",
+        [],
+        "the hybrid's statistics: names, import paths or tables {name, options…, moments, sigma_power, "
+        "components, target, tolerance}; [] = vanilla",
+    ),
     ("data.name", "(plugin)", "the plugin's dataset; other data.* keys are its options"),
     ("model.name", "(plugin)", "the plugin's network, called with example=<256 training samples>; model.* options"),
     ("objective.name", DEFAULT_OBJECTIVE, "dsm, ssm, esm, cd, pcd, nce (or the plugin's); objective.* options"),

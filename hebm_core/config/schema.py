@@ -64,31 +64,73 @@ class Entry:
         return {"name": self.name, **self.options} if self.options else self.name
 
 
+def _finite(v: Any) -> bool:
+    return is_number(v) and math.isfinite(v)
+
+
+def _check_target(name: str, target: Any, tolerance: Any) -> None:
+    finite = _finite
+    ok = (
+        finite(target)
+        or (isinstance(target, list) and target and all(map(finite, target)))
+        or (isinstance(target, Mapping) and target and all(isinstance(k, str) and finite(v) for k, v in target.items()))
+    )
+    if not ok:
+        raise ConfigError(
+            f"statistic {name!r}: target must be a number, a list of numbers (one per component) or a table "
+            f"{{component = number}}, got {target!r}"
+        )
+    if tolerance is not None and not (finite(tolerance) and tolerance > 0):
+        raise ConfigError(f"statistic {name!r}: tolerance must be a number > 0, got {tolerance!r}")
+
+
 @dataclass
 class StatisticEntry(Entry):
     """A statistic of the plugin: ``moments = m`` adds its powers up to m; ``sigma_power = p`` gives
-    its hybrid term its own noise scaling (top-level statistics only)."""
+    its hybrid term its own noise scaling; ``target`` (a number, one per component, or
+    ``{component = value}``) makes the calibration match that mean instead of the data's, i.e.
+    conditional sampling, with ``tolerance`` for the reported hit rate (in ``[evaluate] statistics``
+    a target is only reported against)."""
 
     moments: int | None = None
     sigma_power: float | None = None
+    target: float | list[float] | dict[str, float] | None = None
+    tolerance: float | None = None
 
     @classmethod
     def parse(cls, item: Any, kind: str = "statistic", hybrid: bool = True) -> StatisticEntry:
         name, opts = entry(item, kind)
         orders, power = opts.pop("moments", None), opts.pop("sigma_power", None)
+        target, tolerance = opts.pop("target", None), opts.pop("tolerance", None)
         if orders is not None and (not is_int(orders) or orders < 1):
             raise ConfigError(f"statistic {name!r}: moments must be an integer >= 1, got {orders!r}")
-        if power is not None:
-            if not hybrid:
-                raise ConfigError(
-                    f"statistic {name!r}: sigma_power scales a hybrid term; give it in the top-level statistics"
-                )
-            if not is_number(power) or not 0 <= power < math.inf:
-                raise ConfigError(f"statistic {name!r}: sigma_power must be a number >= 0, got {power!r}")
-        return cls(name, opts, orders, None if power is None else float(power))
+        if not hybrid and power is not None:
+            raise ConfigError(
+                f"statistic {name!r}: sigma_power scales a hybrid term; give it in the top-level statistics"
+            )
+        if power is not None and (not is_number(power) or not 0 <= power < math.inf):
+            raise ConfigError(f"statistic {name!r}: sigma_power must be a number >= 0, got {power!r}")
+        if target is not None or tolerance is not None:
+            if target is None:
+                raise ConfigError(f"statistic {name!r}: tolerance needs a target")
+            _check_target(name, target, tolerance)
+        return cls(
+            name,
+            opts,
+            orders,
+            None if power is None else float(power),
+            dict(target) if isinstance(target, Mapping) else target,
+            None if tolerance is None else float(tolerance),
+        )
 
     def to_config(self) -> str | dict[str, Any]:
-        extra = {k: v for k, v in (("moments", self.moments), ("sigma_power", self.sigma_power)) if v is not None}
+        pairs = (
+            ("moments", self.moments),
+            ("sigma_power", self.sigma_power),
+            ("target", self.target),
+            ("tolerance", self.tolerance),
+        )
+        extra = {k: v for k, v in pairs if v is not None}
         return {"name": self.name, **self.options, **extra} if self.options or extra else self.name
 
 
@@ -190,6 +232,12 @@ class HybridConfig(Options):
         _positive,
         "trust region: predicted KL of one η step",
         finite=False,
+    )
+    calibrate_start: dict | None = option(
+        None,
+        "a table {statistic = number or [numbers]}",
+        lambda t: all(_finite(v) or (isinstance(v, list) and v and all(map(_finite, v))) for v in t.values()),
+        "η where moment matching starts (select-statistics' eta_start); null: the model's η",
     )
 
     def __post_init__(self) -> None:

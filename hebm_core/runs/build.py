@@ -23,7 +23,8 @@ from hebm_core.energy import EnergyModel
 from hebm_core.hybrid import HybridEnergy
 from hebm_core.objectives import Objective
 from hebm_core.registry import Plugin, PluginRegistry, get_registry, lookup
-from hebm_core.statistics import Moments, Statistic
+from hebm_core.runs.conditioning import targets_of
+from hebm_core.statistics import Components, Moments, Statistic
 from hebm_core.training import seed_everything
 from hebm_core.tree import Sample
 
@@ -146,17 +147,25 @@ def call_factory(
 # --------------------------------------------------------------------------- build
 def make_statistic(item: StatisticEntry, plugin: Plugin, registry: PluginRegistry) -> Statistic:
     """The statistic of one entry: a ``Statistic`` (no options) or a factory called with the options;
-    its powers up to ``moments`` when given."""
+    only the ``components`` named (when its factory does not take that option itself); its powers
+    up to ``moments`` when given."""
     found = registry.statistic(plugin.name, item.name)
+    options = dict(item.options)
+    picked = options.pop("components", None) if "components" in options and not accepts(found, "components") else None
     if isinstance(found, Statistic):
-        if item.options:
+        if options:
             raise ConfigError(f"statistic {item.name!r} is a Statistic, not a factory: it takes no options")
         stat = found
     else:
         _require_factory(item, found)
-        stat = call_factory("statistic", item.name, found, **item.options)
+        stat = call_factory("statistic", item.name, found, **options)
         if not isinstance(stat, Statistic):
             raise ConfigError(f"statistic {item.name!r} gave {type(stat).__name__}, not a hebm_core Statistic")
+    if picked is not None:
+        try:
+            stat = Components(stat, picked)
+        except ValueError as exc:
+            raise ConfigError(f"statistic {item.name!r}: {exc}") from None
     return Moments(stat, item.moments) if item.moments is not None else stat
 
 
@@ -265,7 +274,7 @@ def _hybrid(cfg: RunConfig, base: EnergyModel, statistics: list[Statistic], exam
             f"[hybrid] denoised = true needs a noise-conditional model (x̂ = x + σ² s(x, σ)); "
             f"model {cfg.model.name!r} with objective {cfg.objective.name!r} is not"
         )
-    return HybridEnergy(
+    model = HybridEnergy(
         base,
         statistics,
         example=example,
@@ -274,6 +283,11 @@ def _hybrid(cfg: RunConfig, base: EnergyModel, statistics: list[Statistic], exam
         sigma_powers=powers,
         denoised=hyb.denoised,
     )
+    try:
+        model.eta_vector(hyb.calibrate_start)  # a misfit fails here, not after training
+    except ValueError as exc:
+        raise ConfigError(f"[hybrid] calibrate_start {exc}") from None
+    return model
 
 
 def build(config: RunConfig | Mapping[str, Any], registry: PluginRegistry | None = None) -> Experiment:
@@ -290,6 +304,7 @@ def build(config: RunConfig | Mapping[str, Any], registry: PluginRegistry | None
     evaluated = _evaluated(cfg, plugin, registry, statistics)
     for stat in evaluated:
         check_fit(stat, example, plugin.name, differentiable=stat in statistics)
+    targets_of(cfg.statistics, statistics, example)  # a target that names no component fails before training
     ocls = lookup(plugin.all_objectives(), cfg.objective.name, "objective")
     objective = call_factory(
         "objective", cfg.objective.name, ocls, internal=("space",), space=bundle.space, **cfg.objective.options

@@ -3,7 +3,8 @@
 It connects the self-contained algorithm (:func:`hebm_core.calibration.calibrate`) to a run:
 ``measure(η)`` draws ``[hybrid] calibrate_samples`` samples with the run's sampling plan at that η
 (the model's own η is restored afterwards), and the target is the mean statistic of up to
-``max_data`` training samples (a seeded random subset, as for ΔT's training side).
+``max_data`` training samples (a seeded random subset, as for ΔT's training side), moved to a
+statistic's ``target`` where one is configured (:mod:`hebm_core.runs.conditioning`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import Tensor
 from hebm_core.calibration import CalibrationOptions, CalibrationResult, Diverged, calibrate
 from hebm_core.hybrid import HybridEnergy
 from hebm_core.runs.build import Experiment
+from hebm_core.runs.conditioning import shift_to_targets, targets_of
 from hebm_core.runs.sampling import RunawayError, SamplingPlan
 from hebm_core.samplers import SamplerDivergenceError
 from hebm_core.statistics import Statistic
@@ -48,6 +50,7 @@ def calibrate_eta(
     n = hyb.calibrate_samples if n is None else n
     stats = model.statistics
     target = _stacked(stats, exp.bundle.training_subset(max_data))
+    target = shift_to_targets(target, targets_of(exp.config.statistics, stats, exp.example))
 
     def measure(eta: Tensor) -> Tensor:
         with model.eta_at(eta):
@@ -57,4 +60,5 @@ def calibrate_eta(
                 raise Diverged(str(exc), exc) from exc
         return _stacked(stats, samples)
 
-    return calibrate(measure, target, model.eta_vector(), options or hyb.calibration(), model.eta_sizes())
+    start = model.eta_vector(hyb.calibrate_start) if hyb.calibrate_start else model.eta_vector()
+    return calibrate(measure, target, start, options or hyb.calibration(), model.eta_sizes())

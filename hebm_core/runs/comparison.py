@@ -44,7 +44,8 @@ SKIP = (
 
 
 def _pair(hybrid: RunConfig) -> tuple[RunConfig, RunConfig]:
-    """The vanilla and hybrid configs: both evaluate the hybrid's statistics and ``[evaluate] statistics``."""
+    """The vanilla and hybrid configs: both evaluate the hybrid's statistics and ``[evaluate] statistics``
+    (with their targets, so the vanilla side reports how far it is from them)."""
     if not hybrid.statistics:
         raise ConfigError(
             "compare needs at least one statistic for the hybrid model (statistics = [...] or --statistic)"
@@ -52,7 +53,9 @@ def _pair(hybrid: RunConfig) -> tuple[RunConfig, RunConfig]:
     hybrid = hybrid.replace()
     names = {s.name for s in hybrid.statistics}
     evaluated = [*hybrid.statistics, *(s for s in hybrid.evaluate.statistics if s.name not in names)]
-    hybrid.evaluate.statistics = [s.__class__(s.name, dict(s.options), s.moments) for s in evaluated]
+    hybrid.evaluate.statistics = [
+        s.__class__(s.name, dict(s.options), s.moments, target=s.target, tolerance=s.tolerance) for s in evaluated
+    ]
     vanilla = hybrid.replace(statistics=[])
     return vanilla, hybrid
 

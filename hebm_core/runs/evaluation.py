@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from hebm_core import tree
 from hebm_core.config import ConfigError, Entry
 from hebm_core.metrics import Metric
-from hebm_core.registry import lookup
-from hebm_core.runs.build import Experiment, accepts, call_factory
+from hebm_core.registry import get_registry, lookup
+from hebm_core.runs.build import Experiment, accepts, call_factory, make_statistic
+from hebm_core.runs.conditioning import TargetHit, targets_of
 from hebm_core.runs.nll import log_likelihood
 from hebm_core.tree import Sample
 
@@ -20,7 +21,8 @@ __all__ = ["build_metrics", "evaluate", "log_likelihood", "delta_t_of"]
 def build_metrics(exp: Experiment, metrics: list[Entry] | None = None) -> list[Metric]:
     """The metrics named in ``[evaluate] metrics`` (the plugin's and the core's), with the core's
     ``delta_t`` first when they do not name it: ΔT per statistic is always computed, against the
-    training data too when a test split exists."""
+    training data too when a test split exists; a hybrid with ``target`` statistics also gets
+    :class:`~hebm_core.runs.conditioning.TargetHit`."""
     items = list(exp.config.evaluate.metrics if metrics is None else metrics)
     if not any(m.name == "delta_t" for m in items):
         items.insert(0, Entry("delta_t"))
@@ -32,7 +34,13 @@ def build_metrics(exp: Experiment, metrics: list[Entry] | None = None) -> list[M
         built.append(
             call_factory("metric", item.name, factory, exp.eval_statistics, internal=("statistics", "bundle"), **opts)
         )
-    return built
+    targets = targets_of(exp.config.statistics, exp.statistics, exp.example)
+    hybrid = {e.name for e in exp.config.statistics}
+    reported = [e for e in exp.config.evaluate.statistics if e.target is not None and e.name not in hybrid]
+    if reported:
+        stats = [make_statistic(e, exp.plugin, get_registry()) for e in reported]
+        targets += targets_of(reported, stats, exp.example)
+    return [*built, TargetHit(targets)] if targets else built
 
 
 def evaluate(samples: Sample, exp: Experiment, metrics: list[Metric] | None = None) -> dict[str, float]:

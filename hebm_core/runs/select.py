@@ -5,7 +5,8 @@ sampler, evaluates every candidate on them, on the training data (fit) and on he
 test split, else a seeded 30 % of the training rows that the fit does not see), and runs
 :func:`hebm_core.selection.select`. Writes ``selection.json``: every component with its
 standardised gap before and after the tilt, its held-out gain and interval, the decision and why,
-and the ``statistics = [...]`` to train a hybrid with.
+and the ``statistics = [...]`` to train a hybrid with, with the tilt's η as ``eta_start`` for the
+calibration's ``[hybrid] calibrate_start`` (both also as TOML, for a config or ``--set``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from hebm_core import tree
-from hebm_core.config import ConfigError, RunConfig, StatisticEntry
+from hebm_core.config import ConfigError, RunConfig, StatisticEntry, toml_value
 from hebm_core.registry import PluginRegistry, get_registry
 from hebm_core.runs.build import build, check_fit, make_statistic
 from hebm_core.runs.checkpoints import load_run
@@ -89,15 +90,59 @@ def select_statistics(
     return report
 
 
+def _kept_entry(entry: StatisticEntry, stat: Statistic, width: int, kept: list[str]) -> str | dict[str, Any]:
+    """The entry to train with: as given when every component is kept, else with ``components``
+    naming the kept ones (the core or the factory picks them)."""
+    if len(kept) == width:
+        return entry.to_config()
+    prefix = f"{stat.name}."
+    short = [n[len(prefix) :] if n.startswith(prefix) else n for n in kept]
+    return StatisticEntry(entry.name, {**entry.options, "components": short}, entry.moments).to_config()
+
+
+#: a kept component whose fitted η exceeds this (per data sd) conditions on an edge of the samples'
+#: range (zero valency excess, one fragment): its η is bounded only by the ridge, no start for Langevin
+EDGE_ETA_SD = 10.0
+
+
+def _eta_start(result, candidates, kept_by) -> tuple[dict[str, Any], list[str]]:
+    """The tilt's η per kept statistic for ``[hybrid] calibrate_start``; edge components start at 0."""
+    rows = {c["name"]: c for c in result.components}
+    edge = [n for kept in kept_by.values() for n in kept if abs(rows[n]["eta_sd"]) > EDGE_ETA_SD]
+    start = {}
+    for i, kept in kept_by.items():
+        if kept:
+            values = [0.0 if n in edge else result.eta[n] for n in kept]
+            start[candidates[i].name] = values if len(values) > 1 else values[0]
+    return start, edge
+
+
 def _report(config, entries, candidates, widths, result, sampling) -> dict[str, Any]:
-    owners = [e for e, k in zip(entries, widths) for _ in range(k)]
-    kept = {e.name for e, c in zip(owners, result.components) if c["decision"] == "keep"}
+    owners = [i for i, k in enumerate(widths) for _ in range(k)]
+    kept_by: dict[int, list[str]] = {}
+    for i, c in zip(owners, result.components):
+        kept_by.setdefault(i, [])
+        if c["decision"] == "keep":
+            kept_by[i].append(c["name"])
     notes = []
     ess = result.summary["importance_ess"]
     if ess < 0.1 * result.summary["n_model_samples"]:
         notes.append(
             f"the tilt's importance ESS is {ess:.0f} of {result.summary['n_model_samples']} samples: the model's "
             "samples barely cover the data's statistics, so gains are uncertain; draw more samples (--n)"
+        )
+    unreachable = [c["name"] for c in result.components if c.get("unreachable")]
+    if unreachable:
+        notes.append(
+            f"dropped as unreachable by reweighting: {', '.join(unreachable)} (the model's samples never come near "
+            "the data's value; more samples, or a hybrid calibrated on fresh chains, may still use them)"
+        )
+    statistics = [_kept_entry(entries[i], candidates[i], widths[i], kept) for i, kept in kept_by.items() if kept]
+    eta_start, edge = _eta_start(result, candidates, kept_by)
+    if edge:
+        notes.append(
+            f"eta_start leaves {', '.join(edge)} at 0: the data sit at the edge of the samples' range there "
+            f"(|η| > {EDGE_ETA_SD:g} per sd), where the tilt's η only grows with less ridge"
         )
     return {
         **environment(),
@@ -106,7 +151,10 @@ def _report(config, entries, candidates, widths, result, sampling) -> dict[str, 
         "components": result.components,
         "kept": result.kept,
         "eta": result.eta,
-        "statistics": [e.to_config() for e in entries if e.name in kept],
+        "statistics": statistics,
+        "statistics_toml": toml_value(statistics),
+        "eta_start": eta_start,
+        "eta_start_toml": toml_value(eta_start),
         "summary": result.summary,
         "sampling": sampling,
         "notes": notes,

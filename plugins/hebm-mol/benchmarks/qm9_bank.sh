@@ -9,7 +9,7 @@ OUT="${2:-runs/qm9_bank}"
 H="${HEBM:-.venv/bin/hebm}"
 RES=plugins/hebm-mol/results
 CFG=(--config plugins/hebm-mol/configs/qm9_cpu.toml --set "data.root=\"$ROOT\"" --set train.eta_lr=0)
-BANK='[{name="valency", components=["excess", "hydrogens", "bonds"]}, "elements", "bond_orders", "rings", "charge"]'
+BANK='[{name="valency", components=["excess", "hydrogens", "bonds"]}, "elements", "bond_orders", "rings", "charge", "fragments"]'
 mkdir -p "$RES"
 
 # 1. vanilla and the valency hybrid (the hybrid takes the vanilla network)
@@ -20,7 +20,7 @@ cp "$OUT/valency/compare.json" "$RES/qm9_valency_compare.json"
 $H select-statistics "${CFG[@]}" --set "statistics=$BANK" --n 2000 \
     --checkpoint "$OUT/valency/vanilla/checkpoint.pt" --out "$OUT/select"
 cp "$OUT/select/selection.json" "$RES/qm9_selection.json"
-SELECTED=$(.venv/bin/python -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['statistics']))" "$OUT/select/selection.json")
+SELECTED=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['statistics_toml'])" "$OUT/select/selection.json")
 
 # 3. the selected bank's hybrid on the same network (the vanilla run is reused, not retrained)
 mkdir -p "$OUT/bank"

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import torch
-from hebm_mol.bank import BondOrderCounts, ChargeMass, ElementCounts, RingCounts
+from hebm_mol.bank import BondOrderCounts, ChargeMass, ElementCounts, FragmentCount, RingCounts
 from hebm_mol.graph import QM9_SPEC, smiles_to_graph
 from rdkit import Chem
 
@@ -46,7 +46,7 @@ def test_bank_has_gradients_on_relaxed_graphs():
     x, a, mask = graph("CC(=O)N")
     x = (x + 0.1 * torch.randn_like(x)).requires_grad_()
     a = (a + 0.1 * torch.randn_like(a)).requires_grad_()
-    for stat in (ElementCounts(), BondOrderCounts(), RingCounts(), ChargeMass()):
+    for stat in (ElementCounts(), BondOrderCounts(), RingCounts(), ChargeMass(), FragmentCount()):
         stat((x, a, mask)).sum().backward()
     assert x.grad.abs().sum() > 0 and a.grad.abs().sum() > 0
 
@@ -105,3 +105,43 @@ def test_reports_warn_when_most_valid_molecules_are_fragmented():
     with pytest.warns(UserWarning, match="75 % of the valid molecules are fragmented"):
         out = metric.compute()
     assert out["validity"] == 1.0 and out["validity_connected"] == 0.25
+
+
+@pytest.mark.parametrize(
+    "smi", ["C", "CCCCCCCCC", "C1CCCCC1", "CC.O", "C.C.C", "CCO.N#N", "OC1CC2CC12", "C.C.C.C.C.C.C.C.C"]
+)
+def test_fragments_count_rdkits_fragments_on_discrete_graphs(smi):
+    """Within 0.02 of the fragment count, the 9-atom path (the smallest λ₂) included."""
+    frags = FragmentCount().compute(graph(smi))[0].item()
+    assert frags == pytest.approx(len(Chem.GetMolFrags(Chem.MolFromSmiles(smi))), abs=0.02)
+
+
+def test_the_fragment_gradient_pushes_only_on_bonds_that_join_fragments():
+    x, a, mask = graph("CCC.CC")  # atoms 0-1-2 and 3-4
+    a = a.clone().requires_grad_()
+    FragmentCount().compute((x, a, mask)).sum().backward()
+    g = a.grad[0]
+    assert g[0, 3] < -10 and g[2, 4] < -10  # a bond across lowers the count steeply
+    assert abs(g[0, 2]) < 1e-3 and abs(g[3, 4]) < 1e-3  # bonds within a fragment change nothing
+    assert torch.isfinite(g).all() and g[:, 5:].abs().max() == 0  # padding gets no gradient
+
+
+def test_selection_keeps_only_the_selected_components_of_a_bank_statistic():
+    """A statistic with a dropped component (fluorine, which the network never makes) is written back
+    with the kept ``components``, which the core picks out for factories without that option."""
+    from hebm_core.config import StatisticEntry
+    from hebm_core.registry import get_registry
+    from hebm_core.runs.build import make_statistic
+    from hebm_core.runs.select import _kept_entry
+
+    reg = get_registry()
+    entry = StatisticEntry.parse("elements")
+    stat = make_statistic(entry, reg.get("mol"), reg)
+    kept = _kept_entry(entry, stat, 4, ["elements.C", "elements.N", "elements.O"])
+    assert kept == {"name": "elements", "components": ["C", "N", "O"]}
+    assert _kept_entry(entry, stat, 4, [f"elements.{e}" for e in "CNOF"]) == "elements"
+    picked = make_statistic(StatisticEntry.parse(kept), reg.get("mol"), reg)
+    g = graph("CC(=O)N")
+    assert torch.equal(picked(g), stat(g)[:, :3]) and picked.names(3) == ["elements.C", "elements.N", "elements.O"]
+    valency = StatisticEntry.parse({"name": "valency", "components": ["excess", "bonds"]})
+    assert make_statistic(valency, reg.get("mol"), reg)(g).shape == (1, 2)  # valency takes the option itself
