@@ -22,6 +22,7 @@ from hebm_core.data import DataBundle
 from hebm_core.energy import EnergyModel
 from hebm_core.metrics import CORE_METRICS, Metric
 from hebm_core.objectives import OBJECTIVES, Objective
+from hebm_core.pretrained import Pretrained
 from hebm_core.samplers import SAMPLERS, Sampler
 from hebm_core.statistics import Statistic
 from hebm_core.targets import Target
@@ -96,6 +97,8 @@ class Plugin:
       (e.g. GDSS quantisation of graphs); metrics, ΔT and written files all see its output
     - ``write_samples``: ``(samples, out_dir, bundle) -> list[path]``: samples on disk and a picture
     - ``default_config``: the run configuration used when the user gives none (see :mod:`hebm_core.config`)
+    - ``pretrained``: name -> :class:`~hebm_core.pretrained.Pretrained`, trained models that ship with
+      the plugin (``hebm sample --pretrained NAME``)
     """
 
     name: str
@@ -111,6 +114,7 @@ class Plugin:
     finalize: Callable[[Sample, DataBundle], Sample] | None = None
     write_samples: Callable[..., list[str]] | None = None
     default_config: dict[str, Any] = field(default_factory=dict)
+    pretrained: dict[str, Pretrained] = field(default_factory=dict)
 
     def all_objectives(self) -> dict[str, type[Objective]]:
         """The core's objectives and this plugin's."""
@@ -134,6 +138,7 @@ class Plugin:
             "objectives": sorted(self.objectives),
             "samplers": sorted(self.samplers),
             "targets": sorted(self.targets),
+            "pretrained": sorted(self.pretrained),
         }
 
 

@@ -9,9 +9,16 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from hebm_core.cli.boltzmann import add_boltzmann_args, cmd_boltzmann
+from hebm_core.cli.checkpoints import (
+    add_checkpoint_args,
+    add_export_args,
+    add_nll_args,
+    cmd_evaluate,
+    cmd_export,
+    cmd_sample,
+)
 from hebm_core.cli.errors import os_error, show_warning, user_errors
 from hebm_core.cli.printing import fmt, print_compare, print_report, print_summary, say
 from hebm_core.config import (
@@ -19,9 +26,8 @@ from hebm_core.config import (
     RunConfig,
     cli_overrides,
     get_registry,
-    merge,
-    parse_assignment,
     resolve_config,
+    toml_value,
 )
 from hebm_core.objectives import OBJECTIVES
 from hebm_core.samplers import SAMPLERS
@@ -42,7 +48,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     for name, summary in data["plugins"].items():
         say(f"{name}: {summary['description']}")
-        for kind in ("datasets", "models", "statistics", "metrics", "objectives", "samplers", "targets"):
+        for kind in ("datasets", "models", "statistics", "metrics", "objectives", "samplers", "targets", "pretrained"):
             if summary[kind] or kind in ("datasets", "models", "statistics", "metrics"):
                 say(f"  {kind + ':':12s} {', '.join(summary[kind]) or '-'}")
     for name, reason in data["failures"].items():
@@ -137,65 +143,19 @@ def cmd_select(args: argparse.Namespace) -> int:
     out = Path(args.out or "runs/select")
     rep = select_statistics(_config(args), out, checkpoint=args.checkpoint, n=args.n)
     for c in rep["components"]:
+        gap = f"{c['decision']:4s} {c['name']:28s} gap {fmt(c['gap_before_sd'])} -> {fmt(c['gap_after_sd'])} sd, "
+        if c["interval"] is None:  # dropped before the gains were computed: constant or unreachable
+            say(gap + c["reason"].split(":")[0])
+            continue
         lo, hi = c["interval"]
-        say(
-            f"{c['decision']:4s} {c['name']:28s} gap {fmt(c['gap_before_sd'])} -> {fmt(c['gap_after_sd'])} sd, "
-            f"held-out gain {fmt(c['held_out_gain'])} nats [{fmt(lo)}, {fmt(hi)}]"
-        )
+        say(gap + f"held-out gain {fmt(c['held_out_gain'])} nats [{fmt(lo)}, {fmt(hi)}]")
     summary = rep["summary"]
     gains = f"{fmt(summary['predicted_gain_nats'])} nats, held-out {fmt(summary['held_out_gain_nats'])}"
     say(f"tilt: predicted gain {gains}")
     for note in rep["notes"]:
         say(f"note: {note}")
-    say(f"statistics = {json.dumps(rep['statistics'])}")
+    say(f"statistics = {toml_value(rep['statistics'])}")
     say(f"wrote {out / 'selection.json'}")
-    return 0
-
-
-def _sampler_options(assignments: list[str] | None) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    for a in assignments or []:
-        d = parse_assignment(a)
-        if set(d) != {"sampler"}:
-            raise ConfigError(f"sample/evaluate take only --set sampler.KEY=VALUE, got {a!r}")
-        opts = merge(opts, d["sampler"])  # sampler.train.steps and sampler.train.lr both stay
-    return opts
-
-
-def _default_out(checkpoint: str, leaf: str) -> Path:
-    """``<run dir>/<leaf>``: next to the run the checkpoint belongs to."""
-    ck = Path(checkpoint).resolve()
-    run_dir = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
-    return run_dir / leaf
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    """Samples on disk and a picture from a checkpoint."""
-    from hebm_core.runs import sample_from_checkpoint
-
-    return _from_checkpoint(args, sample_from_checkpoint, "sample")
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Metrics (ΔT per statistic among them) of fresh samples from a checkpoint, as JSON; ``--nll`` adds AIS."""
-    from hebm_core.runs import evaluate_checkpoint
-
-    nll = {"n_chains": args.ais_chains, "n_temps": args.ais_temps} if args.nll else None
-    return _from_checkpoint(args, evaluate_checkpoint, "evaluate", nll=nll)
-
-
-def _from_checkpoint(args: argparse.Namespace, fn: Callable[..., dict], leaf: str, **extra: Any) -> int:
-    out = args.out or _default_out(args.checkpoint, leaf)
-    rep = fn(
-        args.checkpoint,
-        out,
-        n=args.n,
-        sampler=args.sampler,
-        sampler_options={**_sampler_options(args.set), **({"strict": True} if args.strict else {})},
-        device=args.device,
-        **extra,
-    )
-    print_report(rep)
     return 0
 
 
@@ -234,16 +194,6 @@ def _add_resume(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'hebm train' or 'hebm run'")
-    p.add_argument("--n", type=int, metavar="N", help="number of samples (default: the run's n_samples)")
-    p.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))} (default: the run's)")
-    p.add_argument("--set", action="append", metavar="sampler.KEY=VALUE", help="sampler option (repeatable)")
-    p.add_argument("--strict", action="store_true", help="chains that run off are an error, not a warning")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: next to the run)")
-
-
 def _add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume",
@@ -262,12 +212,6 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --seeds: seed S also holds out fold S of the data (data.fold = S), a cross-validation",
     )
-
-
-def _add_nll_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nll", action="store_true", help="also estimate the test NLL and bits/dim (log Z by AIS)")
-    p.add_argument("--ais-chains", type=int, default=256, metavar="N", help="AIS chains (default 256)")
-    p.add_argument("--ais-temps", type=int, default=1000, metavar="N", help="AIS temperatures (default 1000)")
 
 
 #: name -> (function, argument adder, help)
@@ -294,12 +238,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
         "keep the candidate statistics whose tilt gains held-out likelihood",
     ),
     "train": (cmd_train, lambda p: (_add_config_args(p, False), _add_resume(p)), "train a model"),
-    "sample": (cmd_sample, _add_checkpoint_args, "draw samples from a checkpoint"),
+    "sample": (cmd_sample, add_checkpoint_args, "draw samples from a checkpoint or a pretrained model"),
     "evaluate": (
         cmd_evaluate,
-        lambda p: (_add_checkpoint_args(p), _add_nll_args(p)),
+        lambda p: (add_checkpoint_args(p), add_nll_args(p)),
         "metrics of samples from a checkpoint (--nll: test NLL by AIS)",
     ),
+    "export": (cmd_export, add_export_args, "a run's checkpoint as a slim file to ship (weights, spec, η)"),
     "run": (
         cmd_run,
         lambda p: (_add_config_args(p, True), _add_resume(p)),

@@ -19,13 +19,27 @@ from hebm_core.runs.sampling import SamplingPlan
 from hebm_core.training import load_model_state, resolve_device
 from hebm_core.tree import Sample
 
-__all__ = ["load_run", "sample_from_checkpoint", "evaluate_checkpoint", "sampler_config"]
+__all__ = ["with_data", "load_run", "sample_from_checkpoint", "evaluate_checkpoint", "sampler_config"]
+
+
+def with_data(spec: Mapping[str, Any], data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``spec`` with its ``[data]`` table updated by ``data``; naming another dataset starts a new table."""
+    if not data:
+        return dict(spec)
+    old = dict(spec.get("data") or {})
+    table = dict(data) if "name" in data and data["name"] != old.get("name") else {**old, **data}
+    return {**spec, "data": table}
 
 
 def load_run(
-    checkpoint: str | Path, device: str = "auto", registry: PluginRegistry | None = None, ema: bool = True
+    checkpoint: str | Path,
+    device: str = "auto",
+    registry: PluginRegistry | None = None,
+    ema: bool = True,
+    data: Mapping[str, Any] | None = None,
 ) -> tuple[Experiment, EnergyModel]:
-    """Rebuild the experiment from the checkpoint's spec and load its (EMA) weights onto ``device``;
+    """Rebuild the experiment from the checkpoint's spec (``data`` over its ``[data]``, e.g. the
+    user's copy of the dataset for a shipped model) and load its (EMA) weights onto ``device``;
     a hybrid takes the checkpoint's calibrated η when it has one."""
     path = Path(checkpoint)
     if not path.exists():
@@ -34,7 +48,7 @@ def load_run(
     spec = payload.get("spec")
     if not isinstance(spec, Mapping):
         raise CheckpointError(f"{path}: checkpoint holds no run spec; it was not written by the hebm trainer")
-    exp = build(spec, registry)
+    exp = build(with_data(spec, data), registry)
     load_model_state(exp.model, payload, ema=ema)
     calibrated = payload.get(CALIBRATED_ETA)
     if isinstance(calibrated, Mapping) and exp.statistics:
@@ -71,8 +85,9 @@ def _draw(
     sampler_options: Mapping[str, Any] | None,
     device: str,
     registry: PluginRegistry | None,
+    data: Mapping[str, Any] | None,
 ) -> tuple[Experiment, EnergyModel, Sample, dict[str, Any]]:
-    exp, model = load_run(checkpoint, device, registry)
+    exp, model = load_run(checkpoint, device, registry, data=data)
     options = {**(sampler_options or {}), **({"n_samples": n} if n is not None else {})}
     plan = SamplingPlan.build(exp, sampler_config(exp, sampler, options))
     samples, info = plan.draw(model, exp)
@@ -87,11 +102,13 @@ def sample_from_checkpoint(
     sampler_options: Mapping[str, Any] | None = None,
     device: str = "auto",
     registry: PluginRegistry | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Samples (and the picture) from a checkpoint into ``out_dir``, with ``sample_report.json``; the
-    folder is replaced as a whole (a killed command leaves the old outputs or the new, never a mix)."""
+    folder is replaced as a whole (a killed command leaves the old outputs or the new, never a mix).
+    ``data`` goes over the checkpoint's ``[data]`` (see :func:`load_run`)."""
     out = prepare_out_dir(out_dir)
-    exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry)
+    exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry, data)
 
     def write(stage: Path) -> dict[str, Any]:
         files, notes = write_outputs(samples, exp, stage)
@@ -113,14 +130,15 @@ def evaluate_checkpoint(
     device: str = "auto",
     registry: PluginRegistry | None = None,
     nll: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Sample from a checkpoint and compute the metrics (ΔT per statistic included); writes ``metrics.json``.
 
     ``nll`` (options of :func:`~hebm_core.runs.evaluation.log_likelihood`, ``{}`` for its defaults)
-    adds the test NLL by AIS.
+    adds the test NLL by AIS; ``data`` goes over the checkpoint's ``[data]`` (see :func:`load_run`).
     """
     out = prepare_out_dir(out_dir)
-    exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry)
+    exp, model, samples, info = _draw(checkpoint, n, sampler, sampler_options, device, registry, data)
     rep = report(exp, model, sampling=info, metrics=evaluate(samples, exp), device=info["device"])
     if nll is not None:
         rep["log_likelihood"] = log_likelihood(model, exp, **nll)

@@ -8,11 +8,13 @@ point; ``hebm run --plugin mol`` trains on the embedded RDKit NCI sample.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from hebm_core.data import DataBundle
 from hebm_core.metrics import Metric
+from hebm_core.pretrained import Pretrained
 from hebm_core.registry import Plugin
 from hebm_core.statistics import Statistic
 from hebm_mol.bank import BANK
@@ -25,7 +27,17 @@ from hebm_mol.space import GraphSpace
 from hebm_mol.statistics import Valency
 
 __version__ = "0.1.0"
-__all__ = ["plugin", "DEFAULT_CONFIG", "prior", "finalize", "GraphSpec", "GraphSpace", "EDPGNNEnergy", "Valency"]
+__all__ = [
+    "plugin",
+    "DEFAULT_CONFIG",
+    "PRETRAINED",
+    "prior",
+    "finalize",
+    "GraphSpec",
+    "GraphSpace",
+    "EDPGNNEnergy",
+    "Valency",
+]
 
 
 def valency(
@@ -102,6 +114,18 @@ DEFAULT_CONFIG = {
     "evaluate": {"metrics": ["delta_t", {"name": "molecules", "nspdk": True, "fcd": True}]},
 }
 
+_PRETRAINED = Path(__file__).parent / "pretrained"
+
+#: ``hebm sample --pretrained qm9``: the model card is ``pretrained/qm9.md``
+PRETRAINED = {
+    "qm9": Pretrained(
+        _PRETRAINED / "qm9.pt",
+        sha256="072eb61ff30b97964d7ccf763b8a5ee3214bc0d320f904e6faf90c73f60acfb2",
+        card=_PRETRAINED / "qm9.md",
+        summary="QM9 (GDSS split), EDP-GNN energy, CPU-trained; samples offline on the embedded NCI data",
+    )
+}
+
 plugin = Plugin(
     name="mol",
     description="Molecular graphs (QM9, SMILES files, RDKit NCI sample): EDP-GNN energy, valency statistic",
@@ -113,4 +137,5 @@ plugin = Plugin(
     finalize=finalize,
     write_samples=write_samples,
     default_config=DEFAULT_CONFIG,
+    pretrained=PRETRAINED,
 )

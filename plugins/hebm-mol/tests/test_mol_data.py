@@ -172,3 +172,21 @@ def test_download_true_fetches_only_missing_files(small_qm9, server, tmp_path):
     with pytest.raises(DownloadError, match="does not match the expected"):
         DATASETS["qm9"](str(root), download=True, base_url=f"{server['tampered']}/qm9", cache_dir=str(tmp_path / "c"))
     assert not any(root.glob("*qm9.csv*"))
+
+
+def test_node_counts_replace_the_size_prior(tmp_path):
+    """``node_counts`` (weights by heavy-atom count) is what sampled sizes are drawn from: a shipped
+    model keeps its training histogram on another dataset, and a user can ask for sizes."""
+    from hebm_mol import prior
+
+    own = nci(cache_dir=str(tmp_path))
+    fives = nci(cache_dir=str(tmp_path), node_counts=[0, 0, 0, 0, 0, 1])
+    assert fives.extras["node_counts"].tolist() == [0.0] * 5 + [1.0] + [0.0] * 4
+    assert not torch.equal(own.extras["node_counts"], fives.extras["node_counts"])
+    _, _, mask = prior(64, fives, 1.0)
+    assert mask.sum(1).tolist() == [5] * 64
+    weighted = nci(cache_dir=str(tmp_path), node_counts=[5, 1, 0, 0, 0, 0, 0, 0, 0, 3])  # weight on 0 atoms ignored
+    assert weighted.extras["node_counts"][[1, 9]].tolist() == pytest.approx([0.25, 0.75])
+    for bad in ([0, 0], [1] * 11, [0, -1, 2], "9", [0, float("inf")]):
+        with pytest.raises(ValueError, match="node_counts must be a list of at most 10 weights"):
+            nci(cache_dir=str(tmp_path), node_counts=bad)

@@ -46,9 +46,11 @@ def test_plugin_is_registered_through_its_entry_point():
         "bond_orders",
         "charge",
         "elements",
+        "fragments",
         "rings",
         "valency",
     ]
+    assert summary["pretrained"] == ["qm9"]
 
 
 def test_run_reports_gdss_metrics_eta_and_timing(run_dir):

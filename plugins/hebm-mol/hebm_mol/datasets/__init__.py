@@ -58,14 +58,38 @@ def _empty_split(ds: MolGraphDataset, which: str) -> ValueError:
     )
 
 
+def _node_counts(owner: str, spec: GraphSpec, node_counts: Any, observed: torch.Tensor) -> torch.Tensor:
+    """The size prior: the training split's histogram, or the user's weights per heavy-atom count."""
+    if node_counts is None:
+        return observed / observed.sum()
+    ok = isinstance(node_counts, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf") for v in node_counts
+    )
+    if not ok or not 1 <= len(node_counts) <= spec.max_atoms + 1 or not sum(node_counts[1:]) > 0:
+        raise ValueError(
+            f"{owner}: node_counts must be a list of at most {spec.max_atoms + 1} weights >= 0 (index = heavy atoms, "
+            f"0 … {spec.max_atoms}) with some weight above 0 atoms, got {shown(node_counts)}"
+        )
+    w = torch.zeros(spec.max_atoms + 1, dtype=torch.float64)
+    w[: len(node_counts)] = torch.tensor([float(v) for v in node_counts], dtype=torch.float64)
+    w[0] = 0.0
+    return w / w.sum()
+
+
 def to_bundle(
-    ds: MolGraphDataset, max_train: int | None = None, max_test: int | None = None, seed: int = 0
+    ds: MolGraphDataset,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    seed: int = 0,
+    node_counts: Sequence[float] | None = None,
 ) -> DataBundle:
     """Train/test graphs of ``ds`` (optionally a seeded subset of each) as a :class:`DataBundle`.
 
     ``extras`` carries what the prior, metrics and writers need: the spec, the node-count
     histogram of the training graphs, and the canonical SMILES of the whole train and test splits
-    (novelty is always measured against the whole training split, as GDSS does). A split without
+    (novelty is always measured against the whole training split, as GDSS does); ``node_counts``
+    replaces the histogram that sampled molecules' sizes are drawn from (weights by heavy-atom
+    count: a shipped model's training histogram, or sizes a user wants). A split without
     a usable molecule is one ``ValueError`` with the skip counts; ``info["n_test_in_train"]``
     counts test molecules whose canonical SMILES also occurs in the training split.
     """
@@ -97,7 +121,7 @@ def to_bundle(
     }
     extras = {
         "spec": ds.spec,
-        "node_counts": counts / counts.sum(),
+        "node_counts": _node_counts(ds.name, ds.spec, node_counts, counts),
         "train_smiles": train_smiles,
         "test_smiles": test_smiles,
     }
@@ -124,6 +148,7 @@ def qm9(
     max_train: int | None = None,
     max_test: int | None = None,
     seed: int = 0,
+    node_counts: Sequence[float] | None = None,
 ) -> DataBundle:
     """QM9 with the GDSS split from ``root`` (default ``$HEBM_CACHE/data/qm9``); ``download`` fetches it."""
     cache_dir = _common("qm9", cache_dir, download=download)
@@ -134,7 +159,7 @@ def qm9(
         raise ValueError(f"qm9: base_url must be an http:// or https:// address, got {shown(base_url)}")
     path = check_optional_dir("qm9", "root", root) or default_cache_dir() / "data" / "qm9"
     ds = QM9(path, cache_dir=cache_dir, download=download, base_url=base_url)
-    return to_bundle(ds, max_train, max_test, seed)
+    return to_bundle(ds, max_train, max_test, seed, node_counts)
 
 
 def smiles(
@@ -148,6 +173,7 @@ def smiles(
     cache_dir: str | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
+    node_counts: Sequence[float] | None = None,
 ) -> DataBundle:
     """A user's molecules from a ``.smi``/``.txt``/``.csv`` file; elements and max atoms from the config."""
     cache_dir = _common("smiles", cache_dir, single_fragment=single_fragment)
@@ -162,7 +188,7 @@ def smiles(
         single_fragment=single_fragment,
         cache_dir=cache_dir,
     )
-    return to_bundle(ds, max_train, max_test, seed)
+    return to_bundle(ds, max_train, max_test, seed, node_counts)
 
 
 def nci(
@@ -171,9 +197,11 @@ def nci(
     test_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: str | None = None,
+    node_counts: Sequence[float] | None = None,
 ) -> DataBundle:
     """The embedded default: RDKit's NCI sample, single-fragment molecules of ≤ 9 heavy atoms C/N/O/F
-    (431 of its 4,991), split at random (seeded). Ships with RDKit; nothing is downloaded."""
+    (431 of its 4,991), split at random (seeded). Ships with RDKit; nothing is downloaded. A shipped
+    model trained elsewhere samples on it with its own ``node_counts``."""
     cache_dir = _common("nci", cache_dir)
     ds = SmilesFile(
         nci_path(),
@@ -183,7 +211,7 @@ def nci(
         single_fragment=True,
         cache_dir=cache_dir,
     )
-    bundle = to_bundle(ds, None, None, seed)
+    bundle = to_bundle(ds, None, None, seed, node_counts)
     bundle.info["source_note"] = "RDKit Data/NCI/first_5K.smi (NCI open database sample, public domain)"
     return bundle
 
