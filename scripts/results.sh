@@ -50,7 +50,8 @@ HEBM_BLR_DATA="${HEBM_BLR_DATA:-}" bash plugins/hebm-boltzmann/results.sh
 .venv/bin/python benchmarks/ais_accuracy.py --out docs/results/ais_accuracy.json
 .venv/bin/python benchmarks/kill_resume.py --trials 35 --out docs/results/kill_resume.json
 
-if [ -n "${HEBM_QM9_ROOT:-}" ]; then  # vanilla, valency and the selected bank on one QM9 network
+if [ -n "${HEBM_QM9_ROOT:-}" ]; then  # vanilla, valency and the selected bank on one QM9 network; the shipped one's rows
     HEBM=$H bash plugins/hebm-mol/benchmarks/qm9_bank.sh "$HEBM_QM9_ROOT" "$R/qm9_bank"
+    HEBM=$H bash plugins/hebm-mol/benchmarks/qm9_long.sh "$HEBM_QM9_ROOT" "$R/qm9_long"  # the 24k-step rows
 fi
 echo "results: docs/results/ plugins/hebm-mol/results/ plugins/hebm-pointcloud/results/"
