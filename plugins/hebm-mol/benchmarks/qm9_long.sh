@@ -18,7 +18,7 @@ BANK='[{name="valency", components=["excess", "hydrogens", "bonds"]}, "elements"
 field() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 $H train "${CFG[@]}" --no-statistics --out "$OUT/vanilla" --resume
-for run in vf_cmp bank_start; do mkdir -p "$OUT/$run"; [ -d "$OUT/$run/vanilla" ] || cp -r "$OUT/vanilla" "$OUT/$run/vanilla"; done
+for run in vf_cmp bank_start bank_slow; do mkdir -p "$OUT/$run"; [ -d "$OUT/$run/vanilla" ] || cp -r "$OUT/vanilla" "$OUT/$run/vanilla"; done
 
 $H compare "${CFG[@]}" --set 'statistics=[{name = "valency", components = ["excess"]}, "fragments"]' \
     --set hybrid.calibrate_method=\"joint\" --out "$OUT/vf_cmp" --resume
@@ -30,6 +30,10 @@ $H compare "${CFG[@]}" --set "statistics=$(field "$OUT/select/selection.json" st
     --set "hybrid.calibrate_start=$(field "$OUT/select/selection.json" eta_start_toml)" \
     --set hybrid.calibrate_method=\"joint\" --out "$OUT/bank_start" --resume
 cp "$OUT/bank_start/compare.json" "$RES/qm9_long_bank_compare.json"
+$H compare "${CFG[@]}" --set "statistics=$(field "$OUT/select/selection.json" statistics_toml)" \
+    --set hybrid.calibrate_method=\"joint\" --set hybrid.calibrate_rounds=10 --set hybrid.calibrate_samples=2000 \
+    --set hybrid.calibrate_lr=0.5 --out "$OUT/bank_slow" --resume  # from η = 0, more and smaller steps
+cp "$OUT/bank_slow/compare.json" "$RES/qm9_long_bank_slow_compare.json"
 
 HEBM=$H bash plugins/hebm-mol/benchmarks/qm9_conditional.sh "$ROOT" "$OUT/vanilla" plugins/hebm-mol/configs/qm9_long.toml "$OUT/conditional"
 "$PY" plugins/hebm-mol/benchmarks/qm9_sampler_sweep.py --checkpoint "$OUT/vanilla/checkpoint.pt" --n 2000 \

@@ -27,6 +27,7 @@ ROWS = [
     ("vanilla, 24k steps (`qm9_long.toml`, shipped)", "qm9_long_vf_compare.json", "vanilla"),
     ("hybrid: valency excess + fragments", "qm9_long_vf_compare.json", "hybrid"),
     ("hybrid: selected bank, tilt η start", "qm9_long_bank_compare.json", "hybrid"),
+    ("hybrid: selected bank, 10 × 2,000 chains from η = 0 (kept η = 0)", "qm9_long_bank_slow_compare.json", "hybrid"),
 ]
 
 

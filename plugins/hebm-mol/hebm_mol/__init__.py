@@ -128,7 +128,7 @@ PRETRAINED = {
 
 plugin = Plugin(
     name="mol",
-    description="Molecular graphs (QM9, SMILES files, RDKit NCI sample): EDP-GNN energy, valency statistic",
+    description="Molecular graphs (QM9, SMILES files, RDKit NCI sample): EDP-GNN energy, valency and a statistic bank",
     datasets=dict(DATASETS),
     models={"edp_gnn": EDPGNNEnergy},
     statistics={"valency": valency, **BANK},
