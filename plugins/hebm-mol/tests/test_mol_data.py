@@ -105,6 +105,8 @@ def test_embedded_default_is_rdkit_nci(tmp_path):
     assert bundle.info["n_train"] + bundle.info["n_test"] == 431
     hist = bundle.extras["node_counts"]
     assert abs(float(hist.sum()) - 1) < 1e-9 and float(hist[9]) > 0.2
+    # the subset's filters are its definition, recorded apart from skips (no note on every run)
+    assert "skipped" not in bundle.info and sum(bundle.info["filtered"].values()) > 4000
 
 
 def test_bundle_subsets_are_seeded_and_novelty_uses_the_whole_train_split(small_qm9, tmp_path):
